@@ -1,0 +1,1 @@
+"""Merging models: mergekit-compatible configs, methods, statistics and the streaming engine."""

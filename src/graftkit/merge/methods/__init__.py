@@ -1,0 +1,24 @@
+"""Merge methods: pure tensor functions with their parameter schemas, by name.
+
+    from graftkit.merge.methods import get_method, METHODS
+    out = get_method("ties").merge(tensors, base_index=0, model_params=[...], params={...})
+"""
+
+from graftkit.merge.methods import linear, slerp, task_arithmetic
+from graftkit.merge.methods.base import REQUIRED, MergeMethod, ParamSpec, tensor_generator
+from graftkit.merge.methods.registry import METHODS, get_method, method_names, register
+
+for _method in (linear.LINEAR, slerp.SLERP, *task_arithmetic.METHODS):
+    register(_method)
+del _method
+
+__all__ = [
+    "METHODS",
+    "REQUIRED",
+    "MergeMethod",
+    "ParamSpec",
+    "get_method",
+    "method_names",
+    "register",
+    "tensor_generator",
+]

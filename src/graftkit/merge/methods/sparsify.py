@@ -1,0 +1,128 @@
+"""Sparsification of task vectors (deltas): which entries of each delta survive.
+
+Masks are computed on float32 deltas. Random masks draw from an explicit
+``torch.Generator`` with ``torch.bernoulli`` over a probability tensor, the same
+kernel and draw order mergekit uses, so a generator seeded like mergekit's global
+RNG reproduces its masks exactly (see docs/merge_methods.md).
+
+Rescaling after a drop comes in two flavours: ``"l1"`` (mergekit: scale the kept
+entries so the delta's L1 norm is unchanged, one factor per tensor) and
+``"paper"`` (DARE/DELLA: divide each kept entry by its keep probability).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from graftkit.errors import ConfigError
+
+_NORM_EPS = 1e-7
+
+
+def apply_mask(delta: torch.Tensor, mask: torch.Tensor, rescale: str | None, keep_prob: torch.Tensor | float | None = None) -> torch.Tensor:
+    """``delta * mask``, rescaled as asked.
+
+    ``"l1"`` leaves the result unscaled when either norm is below 1e-7 (an
+    all-zero delta or an empty mask), as mergekit does.
+    """
+    masked = delta * mask
+    if rescale is None:
+        return masked
+    if rescale == "l1":
+        before = delta.abs().sum()
+        after = masked.abs().sum()
+        if before < _NORM_EPS or after < _NORM_EPS:
+            return masked
+        return masked * (before / after)
+    if rescale == "paper":
+        if keep_prob is None:
+            return masked
+        if isinstance(keep_prob, torch.Tensor):
+            return torch.where(keep_prob > 0, masked / keep_prob.clamp(min=1e-12), torch.zeros_like(masked))
+        return masked / keep_prob if keep_prob > 0 else torch.zeros_like(masked)
+    raise ConfigError(f"unknown rescale mode {rescale!r}; use 'l1' or 'paper'")
+
+
+def magnitude(delta: torch.Tensor, density: float, rescale: str | None = None) -> torch.Tensor:
+    """Keep the ``max(1, int(density * n))`` entries of largest magnitude (TIES trim)."""
+    if density >= 1:
+        return delta
+    if density <= 0 or delta.numel() == 0:
+        return torch.zeros_like(delta)
+    k = max(1, int(density * delta.numel()))
+    order = torch.argsort(delta.abs().reshape(-1), descending=True)
+    mask = torch.zeros(delta.numel(), dtype=delta.dtype, device=delta.device)
+    mask[order[:k]] = 1
+    return apply_mask(delta, mask.reshape(delta.shape), rescale, density)
+
+
+def magnitude_outliers(
+    delta: torch.Tensor, density: float, gamma: float, rescale: str | None = None
+) -> torch.Tensor:
+    """Model Breadcrumbs: drop the ``gamma`` share of largest entries, then the smallest.
+
+    ``int(density * n)`` entries are kept: the ``int(gamma * n)`` largest are
+    removed first (fewer when density + gamma > 1), then the smallest. Unlike the
+    old ``indices[n_bot:-n_top]`` slice, a tensor where ``int(gamma * n) == 0``
+    (fewer than 1/gamma entries) keeps its entries instead of losing all of them.
+    """
+    if density >= 1:
+        return delta
+    n = delta.numel()
+    keep = int(density * n)
+    top = int(gamma * n)
+    bottom = max(0, n - keep - top)
+    order = torch.argsort(delta.abs().reshape(-1))
+    mask = torch.zeros(n, dtype=delta.dtype, device=delta.device)
+    mask[order[bottom : bottom + keep]] = 1
+    return apply_mask(delta, mask.reshape(delta.shape), rescale, density)
+
+
+def random_drop(
+    delta: torch.Tensor,
+    density: float,
+    rescale: str | None,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """DARE: keep each entry independently with probability ``density``."""
+    if density >= 1:
+        return delta
+    if density <= 0:
+        return torch.zeros_like(delta)
+    probs = torch.full_like(delta, density)
+    mask = torch.bernoulli(probs, generator=generator)
+    return apply_mask(delta, mask, rescale, density)
+
+
+def della_magprune(
+    delta: torch.Tensor,
+    density: float,
+    epsilon: float,
+    rescale: str | None,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """DELLA MagPrune: keep probabilities rise linearly with magnitude rank in each row.
+
+    Probabilities span ``[density - epsilon, density + epsilon]`` over the ranks of
+    each row (a 1-D tensor is one row). A row of one entry gets ``density``
+    (mergekit divides 0 by 0 there).
+    """
+    if density >= 1:
+        return delta
+    if density <= 0:
+        return torch.zeros_like(delta)
+    if density + epsilon >= 1 or density - epsilon <= 0:
+        raise ConfigError(
+            f"della: density {density} +/- epsilon {epsilon} must stay inside (0, 1)",
+            hint="lower epsilon or move density away from 0 and 1",
+        )
+    shape = delta.shape
+    rows = delta.unsqueeze(0) if delta.dim() < 2 else delta
+    ranks = torch.argsort(torch.argsort(rows.abs(), dim=1), dim=1).to(rows.dtype) + 1
+    low = ranks.min(dim=1, keepdim=True).values
+    high = ranks.max(dim=1, keepdim=True).values
+    span = high - low
+    rank_norm = torch.where(span > 0, (ranks - low) / span.clamp(min=1), torch.full_like(ranks, 0.5)).clamp(0, 1)
+    probs = (density - epsilon) + rank_norm * 2 * epsilon
+    mask = torch.bernoulli(probs, generator=generator)
+    return apply_mask(rows, mask, rescale, probs).reshape(shape)
