@@ -90,3 +90,94 @@ def test_slerp(t, base_index):
     # collinear and antipodal pairs take the linear branch in both
     compare("slerp", [ts[0], 2 * ts[0]], base_index=base_index, mk_params={"t": t}, gk_params={"t": t})
     compare("slerp", [ts[0], -ts[0]], base_index=base_index, mk_params={"t": t}, gk_params={"t": t})
+
+
+@pytest.mark.parametrize("row_wise", [False, True])
+@pytest.mark.parametrize("flatten", [True, False])
+@pytest.mark.parametrize("with_base", [True, False])
+def test_nuslerp(row_wise, flatten, with_base):
+    ts = inputs(3, (9, 6), seed=4)
+    params = {"nuslerp_row_wise": row_wise, "nuslerp_flatten": flatten}
+    if with_base:
+        compare("nuslerp", ts, base_index=0, mk_params={**params, "weight": [0.3, 0.9]}, gk_params=params,
+                gk_model=per_model(3, 0, weight=[0.3, 0.9]))
+    else:
+        compare("nuslerp", ts[1:], base_index=None, mk_params={**params, "weight": [0.3, 0.9]}, gk_params=params,
+                gk_model=[{"weight": 0.3}, {"weight": 0.9}])
+    # collinear rows take the linear branch
+    a = ts[1]
+    compare("nuslerp", [a, 3 * a], base_index=None, mk_params={**params, "weight": [1.0, 1.0]}, gk_params=params,
+            gk_model=[{"weight": 1.0}, {"weight": 1.0}])
+
+
+@pytest.mark.parametrize("count", [2, 3, 4])
+@pytest.mark.parametrize("with_base", [True, False])
+def test_multislerp(count, with_base):
+    ts = inputs(count + 1, (11, 7), seed=5)
+    weights = [0.2, 0.5, 0.9, 0.4][:count]
+    if with_base:
+        compare("multislerp", ts, base_index=0, mk_params={"weight": weights},
+                gk_model=per_model(count + 1, 0, weight=weights))
+    else:
+        compare("multislerp", ts[1:], base_index=None, mk_params={"weight": weights, "normalize_weights": False},
+                gk_params={"normalize_weights": False}, gk_model=[{"weight": w} for w in weights])
+    a = ts[1]
+    compare("multislerp", [a, -a], base_index=None, mk_params={"weight": [1.0, 1.0]},
+            gk_model=[{"weight": 1.0}, {"weight": 1.0}])
+
+
+@pytest.mark.parametrize("count", [2, 3, 5])
+def test_karcher(count):
+    ts = inputs(count, (13, 4), seed=6)
+    compare("karcher", ts, base_index=None, mk_params={})
+    compare("karcher", ts, base_index=None, mk_params={"max_iter": 3, "tol": 1e-3}, gk_params={"max_iter": 3, "tol": 1e-3})
+    compare("karcher", [ts[0], torch.zeros_like(ts[0])], base_index=None, mk_params={})
+
+
+@pytest.mark.parametrize("select_topk", [1.0, 0.5, 0.1])
+@pytest.mark.parametrize("shape", [(12, 9), (30,)])
+def test_sce(select_topk, shape):
+    ts = inputs(4, shape, seed=7)
+    compare("sce", ts, base_index=0, mk_params={"select_topk": select_topk}, gk_params={"select_topk": select_topk})
+
+
+def sparse_inputs(count, shape, seed):
+    """Deltas that are zero on random entries, so RAM's overlap counting matters."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(shape, generator=g)
+    return [base] + [base + torch.randn(shape, generator=g) * (torch.rand(shape, generator=g) < 0.4) for _ in range(count - 1)]
+
+
+@pytest.mark.parametrize("name", ["ram", "ramplus_tl"])
+def test_ram(name):
+    ts = sparse_inputs(4, (20, 10), seed=8)
+    compare(name, ts, base_index=0, mk_params={})
+    params = {"epsilon": 0.1} if name == "ram" else {"r": 0.5, "alpha": 0.7, "epsilon": 0.1}
+    compare(name, ts, base_index=0, mk_params=params, gk_params=params)
+
+
+@pytest.mark.parametrize("filter_wise", [False, True])
+@pytest.mark.parametrize("count", [3, 4])
+@pytest.mark.parametrize("shape", [(10, 6), (17,)])
+def test_model_stock(filter_wise, count, shape):
+    ts = inputs(count, shape, seed=9)
+    compare("model_stock", ts, base_index=0, mk_params={"filter_wise": filter_wise}, gk_params={"filter_wise": filter_wise})
+
+
+@pytest.mark.parametrize("t", [1e-4, 0.1, 5.0])
+def test_nearswap(t):
+    ts = inputs(2, (15, 5), seed=10)
+    compare("nearswap", ts, base_index=0, mk_params={"t": t}, gk_params={"t": t})
+    compare("nearswap", ts, base_index=1, mk_params={"t": t}, gk_params={"t": t})
+
+
+@pytest.mark.parametrize("shape", [(32, 64), (200,)])
+def test_arcee_fusion(shape):
+    ts = inputs(2, shape, seed=11)
+    compare("arcee_fusion", ts, base_index=0, mk_params={})
+
+
+def test_passthrough():
+    (x,) = inputs(1, (4, 4))
+    compare("passthrough", [x], base_index=None, mk_params={})
+    compare("passthrough", [x], base_index=None, mk_params={"scale": [0.5]}, gk_model=[{"scale": 0.5}])

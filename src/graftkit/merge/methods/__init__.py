@@ -4,11 +4,20 @@
     out = get_method("ties").merge(tensors, base_index=0, model_params=[...], params={...})
 """
 
-from graftkit.merge.methods import linear, slerp, task_arithmetic
+from graftkit.merge.methods import linear, model_stock, ram, sce, simple, slerp, spherical, task_arithmetic
 from graftkit.merge.methods.base import REQUIRED, MergeMethod, ParamSpec, tensor_generator
 from graftkit.merge.methods.registry import METHODS, get_method, method_names, register
 
-for _method in (linear.LINEAR, slerp.SLERP, *task_arithmetic.METHODS):
+for _method in (
+    linear.LINEAR,
+    slerp.SLERP,
+    *spherical.METHODS,
+    *task_arithmetic.METHODS,
+    sce.SCE,
+    *ram.METHODS,
+    model_stock.MODEL_STOCK,
+    *simple.METHODS,
+):
     register(_method)
 del _method
 
