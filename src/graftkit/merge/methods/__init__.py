@@ -4,7 +4,7 @@
     out = get_method("ties").merge(tensors, base_index=0, model_params=[...], params={...})
 """
 
-from graftkit.merge.methods import linear, model_stock, ram, sce, simple, slerp, spherical, task_arithmetic
+from graftkit.merge.methods import data_aware, linear, model_stock, ram, sce, simple, slerp, spherical, task_arithmetic
 from graftkit.merge.methods.base import REQUIRED, MergeMethod, ParamSpec, tensor_generator
 from graftkit.merge.methods.registry import METHODS, get_method, method_names, register
 
@@ -17,6 +17,7 @@ for _method in (
     *ram.METHODS,
     model_stock.MODEL_STOCK,
     *simple.METHODS,
+    *data_aware.METHODS,
 ):
     register(_method)
 del _method
