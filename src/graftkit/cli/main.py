@@ -17,6 +17,7 @@ from graftkit.progress import console, set_quiet
 
 # Modules that add commands to the app, in the order --help lists them.
 COMMAND_MODULES: list[str] = [
+    "graftkit.cli.merge",
     "graftkit.cli.zoo",
 ]
 
