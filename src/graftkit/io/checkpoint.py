@@ -137,10 +137,13 @@ class Checkpoint:
         self._location: dict[str, _Shard] = {}
         if located is not None:
             for name, file in located.items():
-                shard = self._shards[file]
-                if name not in shard.infos:
+                if name not in self._shards[file].infos:
                     raise CorruptFileError(f"{file} lacks tensor {name!r} that its index lists", hint=_FETCH_AGAIN)
-                self._location[name] = shard
+            # file order (shard by shard, header order within), not the index's alphabetical order
+            rank = {path: i for i, path in enumerate(self._shards)}
+            position = {s.path: {n: k for k, n in enumerate(s.infos)} for s in shards}
+            for name in sorted(located, key=lambda n: (rank[located[n]], position[located[n]][n])):
+                self._location[name] = self._shards[located[name]]
         else:
             for shard in shards:
                 for name in shard.infos:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,10 @@ def _load(path: Path) -> Any:
                 raise
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL (\S+)", str(e))
+        what = f" (it needs {found.group(1)})" if found else ""
         raise UnsafeFileError(
-            f"{path} contains arbitrary Python objects, not only tensors, so it cannot be loaded safely "
-            f"({str(e).splitlines()[0] if str(e) else type(e).__name__})",
+            f"{path} contains arbitrary Python objects, not only tensors, so it cannot be loaded safely{what}",
             hint="convert it to safetensors from a trusted environment, e.g. "
             "safetensors.torch.save_file(torch.load(path, weights_only=False), 'model.safetensors'), "
             "and use that file",
