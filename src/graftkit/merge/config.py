@@ -138,6 +138,25 @@ class TokenizerSettings(BaseModel):
     pad_to_multiple_of: int | None = None
 
 
+class CalibrationSettings(BaseModel):
+    """graftkit extension for data-aware methods (fisher, regmean): the data their statistics come from."""
+
+    model_config = ConfigDict(extra="forbid")
+    dataset: str | None = None  # a graftkit.data dataset name
+    texts: list[str] | None = None  # or your own texts
+    split: str = "train"
+    examples: int = 256
+    seed: int = 0
+    max_length: int = 128
+    batch_size: int = 16
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "CalibrationSettings":
+        if (self.dataset is None) == (self.texts is None):
+            raise ValueError("calibration needs exactly one of 'dataset' or 'texts'")
+        return self
+
+
 class MergeConfig(BaseModel):
     """A whole merge, as written in mergekit's YAML."""
 
@@ -155,6 +174,7 @@ class MergeConfig(BaseModel):
     chat_template: str | None = None
     parameters: Parameters | None = None
     name: str | None = Field(default=None, description="optional name (mergekit-multi)")
+    calibration: CalibrationSettings | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> "MergeConfig":
@@ -237,7 +257,7 @@ def load_config(source: str | Path | dict) -> MergeConfig:
 
 _TOP_KEYS = [
     "merge_method", "models", "slices", "modules", "base_model", "dtype", "out_dtype",
-    "tokenizer_source", "tokenizer", "chat_template", "parameters", "name",
+    "tokenizer_source", "tokenizer", "chat_template", "parameters", "name", "calibration",
 ]
 
 

@@ -153,15 +153,22 @@ def align_vocabulary(plan: MergePlan, task: TensorTask, tensors: list[torch.Tens
     return [t[:rows] if t.shape[0] != rows else t for t in tensors]
 
 
-def merge_task(plan: MergePlan, task: TensorTask, tensors: list[torch.Tensor], seed: int) -> torch.Tensor:
+def merge_task(plan: MergePlan, task: TensorTask, tensors: list[torch.Tensor], seed: int,
+               statistics: list[Any] | None = None) -> torch.Tensor:
     """The output tensor of one task, in its planned dtype."""
     if task.copy_from is not None:
         out = tensors[0]
     else:
+        model_params = task.model_params
+        if statistics is not None and any(s is not None for s in statistics):
+            model_params = [
+                {**mp, **(statistics[inp.source].lookup(inp.name) if statistics[inp.source] is not None else {})}
+                for mp, inp in zip(task.model_params, task.inputs)
+            ]
         out = plan.method.merge(
             tensors,
             base_index=task.base_index,
-            model_params=task.model_params,
+            model_params=model_params,
             params=task.params,
             tensor_name=task.name,
             seed=seed,
@@ -187,11 +194,14 @@ def execute(plan: MergePlan, out: str | Path, options: MergeOptions | None = Non
     nan_tensors: list[str] = []
     layout = [TensorInfo(t.name, tuple(t.shape), t.dtype) for t in plan.tasks]
     reference = plan.sources[plan.reference].checkpoint
+    from graftkit.merge.data_aware import attach_statistics
+
+    statistics = attach_statistics(plan)
     with CheckpointWriter(out, max_shard_size=options.shard_size, overwrite=options.overwrite, layout=layout) as writer:
         with _Prefetcher(plan, options, nan_tensors) as reader, \
                 progress_bar(f"merging ({plan.method.name})", len(plan.tasks)) as advance:
             for task, tensors, size in reader:
-                merged = merge_task(plan, task, tensors, options.seed)
+                merged = merge_task(plan, task, tensors, options.seed, statistics)
                 del tensors
                 writer.write(task.name, merged)
                 del merged

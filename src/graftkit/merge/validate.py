@@ -36,7 +36,13 @@ def check_chat_template(plan: "MergePlan") -> list[str]:
     return check(plan)
 
 
-PLAN_CHECKS: list[Callable[["MergePlan"], list[str]]] = [check_float_inputs, check_chat_template]
+def check_calibration(plan: "MergePlan") -> list[str]:
+    from graftkit.merge.data_aware import check_calibration as check
+
+    return check(plan)
+
+
+PLAN_CHECKS: list[Callable[["MergePlan"], list[str]]] = [check_float_inputs, check_chat_template, check_calibration]
 
 
 def run_plan_checks(plan: "MergePlan") -> list[str]:
