@@ -49,7 +49,7 @@ def trace(
 
 
 def _inputs_at_sizes(model: torch.nn.Module, example_inputs: Any) -> list[tuple[tuple, dict]]:
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = torch.device("meta")
     hf = is_hf_model(model)
     if example_inputs is None:
         if not hf:

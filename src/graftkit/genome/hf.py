@@ -46,12 +46,9 @@ def meta_model(config: Any, class_name: str | None = None) -> torch.nn.Module:
 
 
 def _eager_config(config: Any) -> Any:
-    """Use the sdpa attention path (decomposed to plain ATen math) and no cache."""
+    """A private copy of the config without cache (the attention implementation is left to
+    transformers' default, as ``from_pretrained`` would pick it)."""
     config = config.__class__.from_dict(config.to_dict())
-    try:
-        config._attn_implementation = "sdpa"
-    except Exception:  # configs that refuse sdpa keep their default
-        pass
     config.use_cache = False
     return config
 
@@ -61,9 +58,9 @@ def _main_input_name(model: torch.nn.Module) -> str:
 
 
 def hf_example_inputs(model: torch.nn.Module, batch: int, seq: int) -> dict[str, torch.Tensor]:
-    """Inputs for a transformers model at (batch, seq), on the model's device."""
+    """Inputs for a transformers model at (batch, seq), on the meta device (as traced)."""
     config = model.config
-    device = _device_of(model)
+    device = torch.device("meta")
     name = _main_input_name(model)
     if name == "pixel_values":
         size = getattr(config, "image_size", 224)
@@ -104,9 +101,3 @@ def check_hf_inputs(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> 
                     f"{type(model).__name__} expects (batch, {', '.join(map(str, expected))})",
                     hint="resize the images to the config's image_size and num_channels",
                 )
-
-
-def _device_of(model: torch.nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")

@@ -91,8 +91,10 @@ def raw_trace(model: torch.nn.Module, args: tuple, kwargs: dict[str, Any]) -> Ra
     from torch.func import functional_call
     from torch.fx.experimental.proxy_tensor import make_fx
 
-    params = dict(model.named_parameters())
-    buffers = dict(model.named_buffers())
+    # Every tensor goes to the meta device: no weight is read, and ops dispatch the same
+    # way whatever device the model lives on (CPU kernels decompose differently).
+    params = {n: p.detach().to("meta") for n, p in model.named_parameters()}
+    buffers = {n: b.detach().to("meta") for n, b in model.named_buffers()}
     flat_inputs, spec = pytree.tree_flatten((args, kwargs))
     tensor_slots = [i for i, v in enumerate(flat_inputs) if isinstance(v, torch.Tensor)]
     tensors = [flat_inputs[i] for i in tensor_slots]

@@ -1,0 +1,61 @@
+"""Are these checkpoints the same computation? The check ``graft merge`` runs before it
+reads a tensor, and the name maps it uses when the models spell parameters differently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from graftkit.genome.checkpoint import CheckpointGenome, checkpoint_genome
+from graftkit.genome.diff import GenomeDiff, diff
+
+
+@dataclass
+class CompatReport:
+    """``param_maps[i]``: model i's tensor names -> the first model's (identity for model 0)."""
+
+    paths: list[str]
+    signatures: list[str]
+    compatible: bool
+    param_maps: list[dict[str, str]] = field(default_factory=list)
+    diffs: list[GenomeDiff | None] = field(default_factory=list)
+    genomes: list[CheckpointGenome] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if self.compatible:
+            renamed = sum(1 for m in self.param_maps for k, v in m.items() if k != v)
+            note = f"; {renamed} parameter names differ and are mapped by canonical id" if renamed else ""
+            return f"{len(self.paths)} models compute the same graph (signature {self.signatures[0]}){note}"
+        lines = []
+        for path, sig, d in zip(self.paths[1:], self.signatures[1:], self.diffs[1:]):
+            if d is not None and not d.equal:
+                lines.append(f"{path} differs from {self.paths[0]}:\n" + d.describe(Path(self.paths[0]).name, Path(path).name))
+        return "models are not compatible:\n" + "\n".join(lines)
+
+
+def check_models(paths: list[str | Path], *, use_cache: bool = True) -> CompatReport:
+    """Compare the genome signatures of the checkpoints at ``paths`` (cached per checkpoint)."""
+    genomes = [checkpoint_genome(p, use_cache=use_cache) for p in paths]
+    first = genomes[0].genome
+    sigs = [g.signature for g in genomes]
+    compatible = all(s == sigs[0] for s in sigs)
+    diffs: list[GenomeDiff | None] = [None]
+    maps: list[dict[str, str]] = []
+    for g in genomes:
+        if g.signature == sigs[0]:
+            diffs.append(None) if g is not genomes[0] else None
+            maps.append(_map(g.genome, first))
+        else:
+            diffs.append(diff(first, g.genome))
+            maps.append({})
+    return CompatReport([str(p) for p in paths], sigs, compatible, maps, diffs[: len(paths)], genomes)
+
+
+def _map(a, b) -> dict[str, str]:
+    out = {}
+    for pid, names in a.param_names.items():
+        target = b.param_names.get(pid)
+        if target:
+            for name in names:
+                out[name] = target[0]
+    return out
