@@ -19,6 +19,7 @@ from graftkit.progress import console, set_quiet
 COMMAND_MODULES: list[str] = [
     "graftkit.cli.merge",
     "graftkit.cli.zoo",
+    "graftkit.cli.similarity",
 ]
 
 app = typer.Typer(
