@@ -11,7 +11,7 @@ from gguf import GGMLQuantizationType as Q
 from gguf import GGUFReader, GGUFWriter
 from gguf.quants import dequantize, quant_shape_to_byte_shape, quantize
 
-from graftkit.errors import GraftError, UnsupportedFormatError
+from graftkit.errors import CorruptFileError, GraftError, UnsupportedFormatError
 from graftkit.io import Checkpoint
 
 ROWS, COLS = 4, 256  # 256: one K-quant super-block per row
@@ -42,6 +42,8 @@ def gguf_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "blk.1.attn_q.weight": (quantize(values, Q.Q8_0), Q.Q8_0),
         "blk.1.ffn_up.weight": (quantize(values, Q.Q4_0), Q.Q4_0),
         "blk.1.ffn_down.weight": (quantize(values, Q.Q4_1), Q.Q4_1),
+        "blk.1.attn_k.weight": (quantize(values, Q.Q5_0), Q.Q5_0),  # Q4_K_M files mix these in
+        "blk.1.attn_v.weight": (quantize(values, Q.Q5_1), Q.Q5_1),
         "output_norm.weight": (values[0], None),
     }
     # gguf cannot quantize to K types: random blocks with sane fp16 scales exercise decoding just as well
@@ -85,11 +87,26 @@ def test_gguf_architecture_from_metadata(gguf_file: Path) -> None:
 
 
 def test_unsupported_gguf_quantization(tmp_path: Path) -> None:
-    raw = np.zeros(quant_shape_to_byte_shape((ROWS, COLS), Q.IQ2_XXS), dtype=np.uint8)
-    path = _write(tmp_path / "iq.gguf", {"blk.0.attn_k.weight": (raw, Q.IQ2_XXS)})
-    with pytest.raises(UnsupportedFormatError, match=r"blk\.0\.attn_k\.weight.*IQ2_XXS") as e:
+    """Q8_K is ggml's internal dot-product type: gguf has no dequantization for it."""
+    raw = np.zeros(quant_shape_to_byte_shape((ROWS, COLS), Q.Q8_K), dtype=np.uint8)
+    path = _write(tmp_path / "q8k.gguf", {"token_embd.weight": (np.zeros((2, 2), np.float32), None),
+                                          "blk.0.attn_k.weight": (raw, Q.Q8_K)})
+    with pytest.raises(UnsupportedFormatError, match=r"blk\.0\.attn_k\.weight.*Q8_K") as e:
         Checkpoint.open(path)
-    assert "Q8_0" in str(e.value)  # the message lists what is supported
+    assert "Q4_K" in str(e.value) and "re-quantize" in str(e.value)  # what is supported, and the fix
+
+
+def test_truncated_gguf(tmp_path: Path, gguf_file: Path) -> None:
+    data = gguf_file.read_bytes()
+    for cut, fragment in ((len(data) - 100, "blk.0.q6k.weight"), (200, "header ends early"), (10, "too short")):
+        path = tmp_path / f"cut{cut}.gguf"
+        path.write_bytes(data[:cut])
+        with pytest.raises(CorruptFileError, match="truncated") as e:
+            Checkpoint.open(path)
+        assert str(path) in str(e.value) and fragment in str(e.value)
+    (tmp_path / "not.gguf").write_bytes(b"GGML" + bytes(100))
+    with pytest.raises(CorruptFileError, match="not a GGUF file"):
+        Checkpoint.open(tmp_path / "not.gguf")
 
 
 def test_gguf_in_folder_and_ambiguity(tmp_path: Path, gguf_file: Path) -> None:
