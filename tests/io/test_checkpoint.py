@@ -99,7 +99,8 @@ def test_single_files(tmp_path: Path) -> None:
     save_file(tensors, tmp_path / "x.safetensors")
     torch.save(tensors, tmp_path / "x.bin")
     torch.save({"epoch": 3, "state_dict": tensors}, tmp_path / "x.pt")  # a training script's nesting
-    for name in ("x.safetensors", "x.bin", "x.pt"):
+    torch.save(tensors, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)  # cannot be mmapped
+    for name in ("x.safetensors", "x.bin", "x.pt", "legacy.pth"):
         with Checkpoint.open(tmp_path / name) as ck:
             assert ck.folder is None and ck.config is None
             assert set(ck.names()) == set(tensors)

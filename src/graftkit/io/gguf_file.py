@@ -127,6 +127,9 @@ class GGUFShard:
                 dims = [cur.take("<Q") for _ in range(cur.take("<I"))]
                 table.append((name, dims, cur.take("<I"), cur.take("<Q")))
             alignment = self.metadata.get("general.alignment", _DEFAULT_ALIGNMENT)
+            if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
+                raise CorruptFileError(f"{path}: general.alignment {alignment!r} is not a power of two",
+                                       hint=_FETCH_AGAIN)
             data_start = cur.pos + (-cur.pos % alignment)
             supported = supported_types()
             self.infos: dict[str, TensorInfo] = {}

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from graftkit.errors import CorruptFileError, UnsupportedFormatError
-from graftkit.io.info import SAFETENSORS_DTYPES, TORCH_TO_SAFETENSORS, TensorInfo, dtype_size
+from graftkit.io.info import SAFETENSORS_DTYPES, TORCH_TO_SAFETENSORS, TensorInfo
 
 _MAX_HEADER = 100 * 1024 * 1024  # the safetensors library's own limit
 _ALIGN = 8
@@ -48,6 +48,8 @@ def read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
     if not isinstance(header, dict):
         raise CorruptFileError(f"{path} has a malformed safetensors header: not a JSON object", hint=fix)
     metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict):
+        raise CorruptFileError(f"{path} has a malformed safetensors header: __metadata__ is not an object", hint=fix)
     data_size = size - 8 - n
     entries: list[tuple[int, TensorInfo]] = []
     for name, entry in header.items():
