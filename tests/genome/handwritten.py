@@ -55,24 +55,29 @@ class Attention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    def __init__(self, width: int, hidden: int) -> None:
+    def __init__(self, width: int, hidden: int, act=F.silu) -> None:
         super().__init__()
+        self.act = act
         self.w1 = nn.Linear(width, hidden, bias=False)
         self.w3 = nn.Linear(width, hidden, bias=False)
         self.w2 = nn.Linear(hidden, width, bias=False)
 
     def forward(self, x):
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+        return self.w2(self.act(self.w1(x)) * self.w3(x))
 
 
 class Block(nn.Module):
-    def __init__(self, width, heads, kv_heads, hidden, eps, dropout: float = 0.0) -> None:
+    def __init__(self, width, heads, kv_heads, hidden, eps, dropout: float = 0.0, act=F.silu,
+                 parallel: bool = False) -> None:
         super().__init__()
+        self.parallel = parallel
         self.n1, self.attn = Norm(width, eps), Attention(width, heads, kv_heads)
-        self.n2, self.ff = Norm(width, eps), FeedForward(width, hidden)
+        self.n2, self.ff = Norm(width, eps), FeedForward(width, hidden, act)
         self.drop = nn.Dropout(dropout) if dropout else nn.Identity()
 
     def forward(self, x, cos, sin, mask):
+        if self.parallel:  # same ops, other wiring: both branches read the block input
+            return x + self.drop(self.attn(self.n1(x), cos, sin, mask)) + self.ff(self.n2(x))
         x = x + self.drop(self.attn(self.n1(x), cos, sin, mask))
         return x + self.ff(self.n2(x))
 
@@ -81,10 +86,10 @@ class HandLlama(nn.Module):
     """Same computation as a tiny LlamaForCausalLM (untied head), other names and nesting."""
 
     def __init__(self, vocab=128, width=32, depth=2, heads=4, kv_heads=2, hidden=64, eps=1e-6,
-                 theta=10000.0, dropout: float = 0.0) -> None:
+                 theta=10000.0, dropout: float = 0.0, act=F.silu, parallel: bool = False) -> None:
         super().__init__()
         self.tok = nn.Embedding(vocab, width)
-        self.blocks = nn.ModuleList(Block(width, heads, kv_heads, hidden, eps, dropout) for _ in range(depth))
+        self.blocks = nn.ModuleList(Block(width, heads, kv_heads, hidden, eps, dropout, act, parallel) for _ in range(depth))
         self.norm = Norm(width, eps)
         self.out = nn.Linear(width, vocab, bias=False)
         head_dim = width // heads

@@ -12,3 +12,7 @@ from graftkit.genome.diff import GenomeDiff, diff  # noqa: E402
 from graftkit.genome.params import canonical_ids, param_map  # noqa: E402
 
 __all__ += ["GenomeDiff", "canonical_ids", "diff", "param_map"]
+
+from graftkit.genome.structural import StructuralSignature, structural_genome  # noqa: E402
+
+__all__ += ["StructuralSignature", "structural_genome"]

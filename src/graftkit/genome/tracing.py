@@ -7,6 +7,7 @@ depends on a name), and a failure names the module that was running and the op.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -82,12 +83,19 @@ class _ModuleRecorder:
             h.remove()
 
 
+@functools.lru_cache(maxsize=1)
+def _decompositions() -> dict:
+    """The core ATen decomposition table (building it costs about a second: once)."""
+    from torch._decomp import core_aten_decompositions
+
+    return dict(core_aten_decompositions())
+
+
 _OP_IN_MESSAGE = re.compile(r"(aten\.[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?)")
 
 
 def raw_trace(model: torch.nn.Module, args: tuple, kwargs: dict[str, Any]) -> RawTrace:
     """Trace ``model(*args, **kwargs)`` to ATen ops with fake tensors, in eval mode."""
-    from torch._decomp import core_aten_decompositions
     from torch.func import functional_call
     from torch.fx.experimental.proxy_tensor import make_fx
 
@@ -113,7 +121,7 @@ def raw_trace(model: torch.nn.Module, args: tuple, kwargs: dict[str, Any]) -> Ra
     model.eval()
     recorder = _ModuleRecorder(model)
     try:
-        gm = make_fx(forward, decomposition_table=core_aten_decompositions(), tracing_mode="fake")(
+        gm = make_fx(forward, decomposition_table=_decompositions(), tracing_mode="fake")(
             params, buffers, tensors
         )
     except TraceError:
@@ -152,6 +160,9 @@ def _trace_error(model: torch.nn.Module, recorder: _ModuleRecorder, exc: Excepti
         hint="graftkit.genome.structural_genome(model) gives a weaker structural signature "
         "(module types and parameter shapes only); `graft inspect --structural` uses it",
     )
+    from graftkit.genome.structural import structural_genome
+
     error.module = path
     error.op = op
+    error.fallback = structural_genome(model)
     return error
