@@ -178,3 +178,16 @@ def test_streaming_layout_writes_in_place(tmp_path: Path) -> None:
         assert ck.names() == [f"t{i}" for i in range(6)]
         for i in range(6):
             assert torch.equal(ck[f"t{i}"], torch.full((64,), float(i)))
+
+
+def test_buffered_checks(tmp_path: Path) -> None:
+    for i, (action, message) in enumerate([
+        (lambda w: (w.write("a", torch.zeros(1)), w.write("a", torch.zeros(1))), "written twice"),
+        (lambda w: w.write("c", torch.zeros(1, dtype=torch.complex64)), "cannot store"),
+        (lambda w: w.write("d", [1.0]), "expected a torch.Tensor"),
+    ]):
+        with pytest.raises(GraftError, match=message):
+            with CheckpointWriter(tmp_path / f"out{i}") as w:
+                action(w)
+        assert not (tmp_path / f"out{i}").exists()
+    assert list(tmp_path.iterdir()) == []
