@@ -91,6 +91,8 @@ def _build(entry: ZooEntry, target: Path) -> None:
     with atomic_directory(target, overwrite=True) as tmp:
         tmp.chmod(0o755)  # mkdtemp makes it private; the cache is meant to be shared like any HF cache
         checks = builder.build(entry, sources, tmp) or {}
+        for path in tmp.rglob("*"):  # some writers create 0600 files; the cache is read like any HF cache
+            path.chmod(0o755 if path.is_dir() else 0o644)
         write_manifest(entry, tmp, {"checks": checks, "build_seconds": round(time.perf_counter() - start, 1)})
     after = check_folder(entry, target)
     if not after.ok:

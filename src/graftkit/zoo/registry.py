@@ -99,7 +99,7 @@ MODELS: tuple[ZooEntry, ...] = (
         architecture="BertModel",
         hidden_size=384,
         num_layers=3,
-        params=17_389_056,
+        params=17_241_984,
         dtype="float32",
         description="sentence encoder converted from ONNX (checked against the graph); MiniLM-L6's tokenizer",
     ),
