@@ -114,7 +114,7 @@ def _group_bytes(plan: MergePlan, task: TensorTask) -> int:
 def read_input(plan: MergePlan, source: int, name: str) -> torch.Tensor:
     """One input tensor as the merge sees it: LoRA delta added, cast to the compute dtype."""
     src = plan.sources[source]
-    tensor = src.checkpoint[name]
+    tensor = src.read(name)
     if src.lora is not None:
         tensor = src.lora.apply(name, tensor)
     dtype = plan.compute_dtype
@@ -220,6 +220,9 @@ def execute(plan: MergePlan, out: str | Path, options: MergeOptions | None = Non
             seconds=time.perf_counter() - start, warnings=list(plan.warnings), nan_tensors=nan_tensors,
         )
         writer.write_text("README.md", model_card(plan, result, config_text))
+    for src in plan.sources:
+        if src.reader is not None:
+            src.reader.close()
     if nan_tensors:
         warnings.warn(f"{len(nan_tensors)} input tensor(s) held NaN/inf: {', '.join(nan_tensors[:5])}", stacklevel=2)
     return result

@@ -40,6 +40,14 @@ class Source:
     ref: ResolvedRef
     checkpoint: Any  # graftkit.io.Checkpoint
     lora: Any = None  # graftkit.merge.lora.LoraAdapter
+    reader: Any = None  # graftkit.merge.reader.DirectReader, made on first read
+
+    def read(self, name: str) -> Any:
+        if self.reader is None:
+            from graftkit.merge.reader import DirectReader
+
+            self.reader = DirectReader(self.checkpoint)
+        return self.reader.read(name)
 
     @property
     def label(self) -> str:
