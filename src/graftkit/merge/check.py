@@ -106,9 +106,11 @@ def _probe_ids(plan: "MergePlan", output: Path, count: int) -> tuple[torch.Tenso
                 return torch.tensor([r[:length] for r in rows]), f"{len(rows)} tokenized sentences x {length} tokens"
         except Exception:  # no tokenizer in the folder: fall back to random ids
             pass
-    else:
-        vocab = min(vocab, plan.tokenizer.shared_prefix())
     gen = torch.Generator().manual_seed(0)
+    if plan.tokenizer is not None:
+        common = plan.tokenizer.common_ids()
+        pick = torch.randint(0, len(common), (count, 16), generator=gen)
+        return common[pick], f"{count} random sequences x 16 tokens known to every input"
     return torch.randint(0, max(2, vocab), (count, 16), generator=gen), f"{count} random sequences x 16 tokens"
 
 
@@ -142,11 +144,11 @@ def check_merge(plan: "MergePlan", result: "MergeResult", probes: int = 4) -> Ch
     del merged
     finite = bool(torch.isfinite(h_out).all()) and (l_out is None or bool(torch.isfinite(l_out).all()))
     report = CheckReport(probe=how, output_finite=finite)
-    for src in plan.sources:
+    for i, src in enumerate(plan.sources):
         if src.checkpoint.folder is None:
             continue
         model = _load(src.checkpoint.folder, lm, src.lora)
-        h_in, l_in = _run(model, ids if plan.tokenizer is None else plan.tokenizer.to_model_ids(ids, src), lm)
+        h_in, l_in = _run(model, ids if plan.tokenizer is None else plan.tokenizer.to_model_ids(ids, i), lm)
         del model
         if h_in.shape != h_out.shape:
             continue

@@ -149,7 +149,7 @@ def align_vocabulary(plan: MergePlan, task: TensorTask, tensors: list[torch.Tens
     """Rows of token-indexed tensors: into the merged vocabulary, or the largest common submatrix."""
     rows = task.shape[0]
     if plan.tokenizer is not None:
-        return [plan.tokenizer.align(t, inp.source, tensors, [s.source for s in slots]) for t, inp in zip(tensors, slots)]
+        return plan.tokenizer.align_all(tensors, [s.source for s in slots])
     return [t[:rows] if t.shape[0] != rows else t for t in tensors]
 
 
