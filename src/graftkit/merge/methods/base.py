@@ -70,6 +70,8 @@ class ParamSpec:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 if isinstance(value, torch.Tensor) and value.numel() == 1:
                     value = value.item()
+                elif isinstance(value, str) and _is_number(value):
+                    value = float(value)
                 else:
                     raise ConfigError(f"{label} must be a number, got {value!r}")
             if self.type is int and float(value) != int(value):
@@ -83,6 +85,14 @@ class ParamSpec:
                 )
             return text
         return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def suggest(name: str, candidates: Sequence[str]) -> str:

@@ -43,6 +43,27 @@ def apply_mask(delta: torch.Tensor, mask: torch.Tensor, rescale: str | None, kee
     raise ConfigError(f"unknown rescale mode {rescale!r}; use 'l1' or 'paper'")
 
 
+def top_k_mask(values: torch.Tensor, k: int) -> torch.Tensor:
+    """Boolean mask of exactly ``k`` largest entries of a 1-D tensor, in linear time.
+
+    Entries above the k-th largest value are kept, then entries equal to it, in
+    index order, until there are ``k`` (a full argsort, as mergekit does, costs
+    n log n and breaks such ties in an unspecified order).
+    """
+    n = values.numel()
+    if k <= 0:
+        return torch.zeros(n, dtype=torch.bool, device=values.device)
+    if k >= n:
+        return torch.ones(n, dtype=torch.bool, device=values.device)
+    threshold = torch.kthvalue(values, n - k + 1).values
+    mask = values > threshold
+    missing = k - int(mask.sum())
+    if missing > 0:
+        equal = (values == threshold).nonzero().flatten()[:missing]
+        mask[equal] = True
+    return mask
+
+
 def magnitude(delta: torch.Tensor, density: float, rescale: str | None = None) -> torch.Tensor:
     """Keep the ``max(1, int(density * n))`` entries of largest magnitude (TIES trim)."""
     if density >= 1:
@@ -50,9 +71,7 @@ def magnitude(delta: torch.Tensor, density: float, rescale: str | None = None) -
     if density <= 0 or delta.numel() == 0:
         return torch.zeros_like(delta)
     k = max(1, int(density * delta.numel()))
-    order = torch.argsort(delta.abs().reshape(-1), descending=True)
-    mask = torch.zeros(delta.numel(), dtype=delta.dtype, device=delta.device)
-    mask[order[:k]] = 1
+    mask = top_k_mask(delta.abs().reshape(-1), k).to(delta.dtype)
     return apply_mask(delta, mask.reshape(delta.shape), rescale, density)
 
 
@@ -72,9 +91,11 @@ def magnitude_outliers(
     keep = int(density * n)
     top = int(gamma * n)
     bottom = max(0, n - keep - top)
-    order = torch.argsort(delta.abs().reshape(-1))
-    mask = torch.zeros(n, dtype=delta.dtype, device=delta.device)
-    mask[order[bottom : bottom + keep]] = 1
+    # ranks [bottom, bottom + keep) in ascending order = the n - bottom largest
+    # minus the n - bottom - keep largest
+    magnitudes = delta.abs().reshape(-1)
+    mask = top_k_mask(magnitudes, n - bottom) & ~top_k_mask(magnitudes, n - bottom - keep)
+    mask = mask.to(delta.dtype)
     return apply_mask(delta, mask.reshape(delta.shape), rescale, density)
 
 
