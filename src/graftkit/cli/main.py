@@ -20,6 +20,8 @@ COMMAND_MODULES: list[str] = [
     "graftkit.cli.merge",
     "graftkit.cli.zoo",
     "graftkit.cli.similarity",
+    "graftkit.cli.inspect",
+    "graftkit.cli.transplant",
 ]
 
 app = typer.Typer(
