@@ -10,7 +10,7 @@ from graftkit.errors import CheckpointError
 def failing_command():
     @cli.app.command("fail-for-test", hidden=True)
     def _fail() -> None:
-        raise CheckpointError("weights file /x/model.safetensors is truncated", hint="download it again")
+        raise CheckpointError("weights file [/x/model.safetensors] is truncated", hint="download it again")
 
     yield
     cli.app.registered_commands[:] = [
@@ -21,7 +21,7 @@ def failing_command():
 def test_graft_error_is_one_line_and_exit_2(failing_command, capsys):
     assert cli.main(["fail-for-test"]) == 2
     err = capsys.readouterr().err
-    assert "model.safetensors is truncated" in err
+    assert "[/x/model.safetensors] is truncated" in err
     assert "download it again" in err
     assert "Traceback" not in err
 

@@ -11,6 +11,7 @@ import importlib
 import sys
 
 import typer
+from rich.markup import escape
 
 from graftkit.errors import GraftError
 from graftkit.progress import console, set_quiet
@@ -18,6 +19,7 @@ from graftkit.progress import console, set_quiet
 # Modules that add commands to the app, in the order --help lists them.
 COMMAND_MODULES: list[str] = [
     "graftkit.cli.merge",
+    "graftkit.cli.moe",
     "graftkit.cli.zoo",
     "graftkit.cli.similarity",
     "graftkit.cli.inspect",
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     except GraftError as exc:
         if debug:
             console.print_exception()
-        console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
         return 2
     except typer.Exit as exc:
         return exc.exit_code
