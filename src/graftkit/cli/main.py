@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     except GraftError as exc:
         if debug:
             console.print_exception()
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
         return 2
     except typer.Exit as exc:
         return exc.exit_code
