@@ -91,6 +91,11 @@ def multislerp_merge(
     units = flat / (norms + eps)
     mean = (units * weights[:, None]).sum(0)
     mean_norm = torch.linalg.vector_norm(mean)
+    if mean_norm < eps and bool((norms < eps).all()):
+        # every input is zero (with a base: no model changed this tensor); mergekit
+        # raises here for three or more models
+        out = torch.zeros_like(stack[0])
+        return out if base is None else out + base
     if mean_norm < eps:
         if len(others) == 2:
             out = (stack[0] * weights[0] + stack[1] * weights[1]).reshape(stack.shape[1:])
