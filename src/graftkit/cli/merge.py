@@ -49,6 +49,8 @@ def run_command(
                                        help="Skip input tensors the output cannot hold instead of failing."),
     nan: str = typer.Option("warn", "--nan", help="What a NaN/inf in an input does: warn or fail."),
     no_check: bool = typer.Option(False, "--no-check", help="Skip comparing the output with its inputs afterwards."),
+    no_verify: bool = typer.Option(False, "--no-verify",
+                                   help="Skip the graph-signature check (graftkit.genome) of the input models."),
 ) -> None:
     """Merge the models of CONFIG into OUT: validate, stream tensor by tensor, check the result.
 
@@ -61,12 +63,12 @@ def run_command(
     from graftkit.progress import console
 
     if dry_run:
-        plan = validate(config, allow_missing=allow_missing, dtype=dtype)
+        plan = validate(config, allow_missing=allow_missing, dtype=dtype, verify=not no_verify)
         console.print(plan.describe(), markup=False, highlight=False)
         console.print("dry run: valid, nothing written", markup=False)
         return
     result = merge(config, out, overwrite=overwrite, seed=seed, shard_size=shard_size, dtype=dtype, nan=nan,
-                   check=not no_check, allow_missing=allow_missing)
+                   check=not no_check, allow_missing=allow_missing, verify=not no_verify)
     for w in result.warnings:
         console.print(f"warning: {w}", markup=False, highlight=False)
     if result.nan_tensors:

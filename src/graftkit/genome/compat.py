@@ -59,3 +59,45 @@ def _map(a, b) -> dict[str, str]:
             for name in names:
                 out[name] = target[0]
     return out
+
+
+def verify_planner(planner) -> None:
+    """The genome check of ``graft merge`` (called by ``merge.plan.build_plan`` before any
+    tensor is read): refuse models whose graphs differ, and give the planner, per source,
+    the names that differ from the reference model's but share its canonical ids.
+
+    Only whole-model merges (``models:``) are checked: ``slices``/``modules`` assemble
+    layers, so depths differ by design; so do vocabularies when a tokenizer is merged.
+    """
+    from graftkit.errors import GraftError
+
+    if not planner.config.models or len(planner.sources) < 2:
+        return
+    vocab = {s.label: s.vocab_size for s in planner.sources if s.vocab_size}
+    if len(set(vocab.values())) > 1:
+        planner.warnings.append(f"vocabulary sizes differ ({vocab}): graph signatures not compared")
+        return
+    paths = []
+    for s in planner.sources:
+        folder = getattr(s.checkpoint, "folder", None)
+        if s.checkpoint.config is None or folder is None:
+            planner.warnings.append(f"{s.label} has no config.json: graph signature not checked")
+            return
+        paths.append(folder)
+    if len({str(p) for p in paths}) < 2:
+        return
+    try:
+        report = check_models(paths)
+    except GraftError as exc:
+        planner.warnings.append(f"graph signatures not checked: {exc}")
+        return
+    if not report.compatible:
+        planner.problem(report.describe() + "\n(pass --no-verify to merge by tensor names anyway)")
+        return
+    ref = planner.index.get(planner.reference_ref(), 0)
+    ref_to_first = report.param_maps[ref]
+    for i, names in enumerate(report.param_maps):
+        first_to_i = {v: k for k, v in names.items()}
+        renamed = {r: first_to_i[f] for r, f in ref_to_first.items() if f in first_to_i and first_to_i[f] != r}
+        if renamed:
+            planner.name_maps[i] = renamed

@@ -21,18 +21,20 @@ def _load(config: str | Path | dict | MergeConfig) -> tuple[MergeConfig, Path | 
     return load_config(text), None, text
 
 
-def validate(config: str | Path | dict | MergeConfig, *, allow_missing: bool = False, dtype: str | None = None):
+def validate(config: str | Path | dict | MergeConfig, *, allow_missing: bool = False, dtype: str | None = None,
+             verify: bool = True):
     """Check a config against its inputs' headers (no tensor read); the plan, or ValidationError with every problem."""
     cfg, folder, _ = _load(config)
-    return _plan(cfg, folder, str(config) if folder is not None else None, allow_missing, dtype)
+    return _plan(cfg, folder, str(config) if folder is not None else None, allow_missing, dtype, verify)
 
 
-def _plan(cfg: MergeConfig, folder: Path | None, source: str | None, allow_missing: bool, dtype: str | None):
+def _plan(cfg: MergeConfig, folder: Path | None, source: str | None, allow_missing: bool, dtype: str | None,
+          verify: bool = True):
     from graftkit.errors import ValidationError
     from graftkit.merge.plan import build_plan
 
     try:
-        return build_plan(cfg, config_dir=folder, allow_missing=allow_missing, out_dtype=dtype)
+        return build_plan(cfg, config_dir=folder, allow_missing=allow_missing, out_dtype=dtype, verify=verify)
     except ValidationError as exc:
         raise ValidationError(exc.problems, source=source) from None
 
@@ -49,6 +51,7 @@ def merge(
     check: bool = True,
     allow_missing: bool = False,
     probes: int = 4,
+    verify: bool = True,
 ) -> Any:
     """Merge the models of ``config`` (a YAML path, YAML text, dict or MergeConfig) into the folder ``out``.
 
@@ -60,7 +63,7 @@ def merge(
 
     options = MergeOptions(shard_size=shard_size, overwrite=overwrite, seed=seed, nan=nan, check=check, probes=probes)
     cfg, folder, text = _load(config)
-    plan = _plan(cfg, folder, str(config) if folder is not None else None, allow_missing, dtype)
+    plan = _plan(cfg, folder, str(config) if folder is not None else None, allow_missing, dtype, verify)
     result = execute(plan, out, options, config_text=text)
     if check:
         from graftkit.merge.check import check_merge

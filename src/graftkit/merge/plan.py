@@ -172,6 +172,7 @@ class _Planner:
         self.vocab_rows: int | None = None  # rows of every vocabulary-indexed output tensor, when they change
         self.out_layers: int | None = None
         self.shape_problems: list[str] = []
+        self.name_maps: dict[int, dict[str, str]] = {}  # source -> reference name -> its own (graftkit.genome)
 
     def problem(self, message: str) -> None:
         if message not in self.problems:
@@ -405,6 +406,8 @@ class _Planner:
                 resolved.append(TensorInput(idx, name))
             elif (alias := _tied_alias(ck, name)) is not None:
                 resolved.append(TensorInput(idx, alias))
+            elif self.name_maps.get(idx, {}).get(name) in ck:  # same canonical id, other name
+                resolved.append(TensorInput(idx, self.name_maps[idx][name]))
             else:
                 resolved.append(None)
         present = [r for r in resolved if r is not None]
@@ -573,6 +576,7 @@ def build_plan(
     config_dir: str | Path | None = None,
     allow_missing: bool = False,
     out_dtype: str | None = None,
+    verify: bool = True,
 ) -> MergePlan:
     """Validate ``config`` against the inputs' headers and plan every output tensor.
 
@@ -590,6 +594,10 @@ def build_plan(
     if len(pl.index) < len(config.referenced_models()):
         raise ValidationError(pl.problems)
     pl.check_groups()
+    if verify:  # graph signatures (graftkit.genome) before any tensor is read; `--no-verify` skips
+        from graftkit.genome.compat import verify_planner
+
+        verify_planner(pl)
     tokenizer = None
     choice = config.tokenizer_choice()
     if choice is not None:
