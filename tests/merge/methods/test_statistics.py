@@ -121,3 +121,23 @@ def test_calibration_set_from_a_real_dataset(datasets_dir):
     calib = calibration_set("sst2", examples=32, seed=1)
     assert len(calib) == 32 and calib.labels is not None and set(calib.labels) <= {0, 1}
     assert calibration_set("sst2", examples=32, seed=1).texts == calib.texts
+
+
+def test_per_example_fisher_ignores_padding_on_either_side():
+    # a model whose loss depends on every position it is given: padding would change the gradient
+    class Sum(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.tensor(2.0))
+
+        def forward(self, input_ids, attention_mask=None):
+            return self.scale * input_ids.float().sum()
+
+    def loss(m, batch):
+        return m(batch["input_ids"], batch.get("attention_mask"))
+
+    ids = torch.tensor([[3, 4, 0], [0, 0, 5]])
+    mask = torch.tensor([[1, 1, 0], [0, 0, 1]])
+    fisher = compute_fisher(Sum(), [{"input_ids": ids + 7 * (1 - mask), "attention_mask": mask}], loss_fn=loss)
+    # gradients d(loss)/d(scale) = sum of the kept ids: 7 and 5 -> (49 + 25) / 2
+    assert fisher["scale"].item() == pytest.approx(37.0)

@@ -33,9 +33,10 @@ def _examples(batch: dict[str, torch.Tensor]) -> Iterable[dict[str, torch.Tensor
     size = next(iter(batch.values())).shape[0]
     for i in range(size):
         row = {k: v[i : i + 1] for k, v in batch.items()}
-        if "attention_mask" in row:  # drop the padding this example does not need
-            length = int(row["attention_mask"].sum())
-            row = {k: (v[:, :length] if v.dim() == 2 and k != "labels" else v) for k, v in row.items()}
+        if "attention_mask" in row:  # drop the padding (left or right) this example does not need
+            keep = row["attention_mask"][0].bool()
+            width = keep.shape[0]
+            row = {k: (v[:, keep] if v.dim() == 2 and v.shape[1] == width and k != "labels" else v) for k, v in row.items()}
         yield row
 
 
