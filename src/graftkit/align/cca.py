@@ -4,7 +4,9 @@ A permutation can only pair units one to one; when a feature of A is spread over
 several units of B, a linear map does better. Per hidden group, from activations on
 the same inputs: whiten each side (Sigma^-1/2), take the SVD of the whitened
 cross-covariance to get the canonical directions P_A and P_B (X_A P_A and X_B P_B are
-maximally correlated), and set T = P_B P_A^-1, so that x_B T ~ x_A. B's layer producing
+maximally correlated; samples before and after the activation function are pooled:
+after it a widening layer's units are not linearly dependent, before it dead ReLU units
+still vary), and set T = P_B P_A^-1, so that x_B T ~ x_A. B's layer producing
 the group gets T^T on its output side, the layer consuming it T^-T on its input side.
 With a ReLU in between this is not exact (unlike a permutation); it is meant for
 merging: average A with the mapped B. For a permuted copy T is that permutation.
@@ -76,9 +78,12 @@ def cca_align(model_a: nn.Module, model_b: nn.Module, batches: Iterable[Any], ep
     """A copy of chain model B with every hidden group mapped into A's basis by CCA."""
     spec = chain_spec(model_a)
     check_same_shapes(spec, state_tensors(model_a), state_tensors(model_b))
-    sites = {g: spec.sites[g][-1] for g in spec.groups}
-    covs = _covariances(model_a, model_b, sorted(set(sites.values())), list(batches))
-    transforms = {g: cca_transform(covs[site], eps) for g, site in sites.items()}
+    all_sites = sorted({s for g in spec.groups for s in spec.sites[g]})
+    covs = _covariances(model_a, model_b, all_sites, list(batches))
+    transforms = {}
+    for g in spec.groups:  # samples before and after the activation, pooled
+        pooled = {k: sum(covs[s][k] for s in spec.sites[g]) for k in ("aa", "bb", "ab")}
+        transforms[g] = cca_transform(pooled, eps)
     out = copy.deepcopy(model_b)
     params = dict(out.named_parameters())
     buffers = dict(out.named_buffers())
