@@ -24,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "graftkit.cli.similarity",
     "graftkit.cli.inspect",
     "graftkit.cli.transplant",
+    "graftkit.cli.align",
 ]
 
 app = typer.Typer(
