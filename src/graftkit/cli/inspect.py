@@ -101,6 +101,9 @@ def register(app: typer.Typer) -> None:
         params: bool = typer.Option(True, "--params/--no-params", help="Print the parameter table."),
         registry: Path = typer.Option(None, "--registry", help="Also write the genes to this registry.json."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Trace again even if a cached genome exists."),
+        structural: bool = typer.Option(False, "--structural",
+                                        help="Only the weaker structural signature (module types and parameter "
+                                             "shapes, not the wiring), for models that cannot be traced."),
     ) -> None:
         """Trace MODEL to its canonical ATen op graph (from config.json on the meta device: no
         weight is read) and show its signature, parameter ids and genes.
@@ -117,6 +120,18 @@ def register(app: typer.Typer) -> None:
         from graftkit.io import Checkpoint
 
         path = _resolve(model)
+        if structural:
+            from graftkit.genome.checkpoint import build_for_checkpoint
+            from graftkit.genome.structural import structural_genome
+
+            with Checkpoint.open(path) as ck:
+                meta, _, _, _ = build_for_checkpoint(ck)
+            found = structural_genome(meta)
+            if as_json:
+                typer.echo(json.dumps({"path": path, "signature": found.signature, "strength": found.strength}))
+            else:
+                typer.echo(f"{path}: {found.signature}  ({found.strength})")
+            return
         try:
             cg = checkpoint_genome(path, use_cache=not no_cache)
         except TraceError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -35,6 +36,8 @@ class _ModuleRecorder:
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.stack: list[tuple[str, str]] = []
+        self.failed: ModuleStack | None = None
+        self.failed_op: str | None = None
         self.events: list[tuple[int, ModuleStack]] = []
         self.handles = []
         for path, module in model.named_modules():
@@ -47,6 +50,17 @@ class _ModuleRecorder:
         mode = get_proxy_mode()
         return len(mode.tracer.graph.nodes) if mode is not None else 0
 
+    def _last_op(self) -> str | None:
+        from torch.fx.experimental.proxy_tensor import get_proxy_mode
+
+        mode = get_proxy_mode()
+        if mode is None:
+            return None
+        for node in reversed(mode.tracer.graph.nodes):
+            if node.op == "call_function" and "_local_scalar_dense" not in str(node.target):
+                return str(node.target)
+        return None
+
     def _enter(self, path: str, cls: str) -> Callable[..., None]:
         def hook(module: torch.nn.Module, args: Any) -> None:
             self.stack.append((path, cls))
@@ -56,14 +70,21 @@ class _ModuleRecorder:
 
     def _leave(self) -> Callable[..., None]:
         def hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+            if self.failed is None and sys.exc_info()[0] is not None:
+                self.failed = tuple(self.stack)  # an exception is unwinding: remember where it started
+                self.failed_op = self._last_op()
             if self.stack:
                 self.stack.pop()
             self.events.append((self._count(), tuple(self.stack)))
 
         return hook
 
-    def current(self) -> str:
-        return self.stack[-1][0] or "<root>" if self.stack else "<root>"
+    def where(self) -> tuple[str, str | None]:
+        """(path, class) of the innermost module running when the trace failed."""
+        stack = self.failed if self.failed else tuple(self.stack)
+        if not stack:
+            return "<root>", None
+        return stack[-1][0] or "<root>", stack[-1][1]
 
     def assign(self, graph: torch.fx.Graph) -> dict[torch.fx.Node, ModuleStack]:
         """Module stack of each node: the one active when the node was appended."""
@@ -148,10 +169,14 @@ def raw_trace(model: torch.nn.Module, args: tuple, kwargs: dict[str, Any]) -> Ra
 def _trace_error(model: torch.nn.Module, recorder: _ModuleRecorder, exc: Exception) -> TraceError:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     found = _OP_IN_MESSAGE.search(str(exc))
-    op = found.group(1) if found else type(exc).__name__
-    path = recorder.current()
-    cls = recorder.stack[-1][1] if recorder.stack else type(model).__name__
-    if "_local_scalar_dense" in str(exc) or "data-dependent" in str(exc).lower():
+    op = found.group(1) if found else None
+    if op is None or "_local_scalar_dense" in op:
+        op = f"the value of {recorder.failed_op}" if recorder.failed_op else (op or type(exc).__name__)
+    path, cls = recorder.where()
+    cls = cls or type(model).__name__
+    data_dependent = ("_local_scalar_dense" in str(exc) or "data-dependent" in str(exc).lower()
+                      or "DataDependent" in type(exc).__name__)
+    if data_dependent:
         what = "data-dependent control flow (a Python branch or .item() on a tensor value)"
     else:
         what = f"an op the tracer cannot run ({message[:160]})"
