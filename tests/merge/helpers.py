@@ -52,3 +52,14 @@ def load_tensors(folder: Path) -> dict[str, torch.Tensor]:
 
     with Checkpoint.open(folder) as ck:
         return {n: ck[n].clone() for n in ck.names()}
+
+
+def with_word_tokenizer(folder: Path, words: list[str]) -> Path:
+    """Save a whitespace word-level tokenizer over ``words`` (ids in list order) into ``folder``."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="</s>").save_pretrained(str(folder))
+    return folder

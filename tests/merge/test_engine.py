@@ -169,3 +169,25 @@ def test_output_dtype_and_shards(llama_family, tmp_path):
     index = json.loads((tmp_path / "out" / "model.safetensors.index.json").read_text())
     assert len(set(index["weight_map"].values())) > 1
     assert all(t.dtype == torch.bfloat16 for t in load_tensors(tmp_path / "out").values())
+
+
+@pytest.mark.parametrize("method", ["linear", "ties"])
+def test_block_merge_equals_whole_merge(llama_family, tmp_path, monkeypatch, method):
+    from graftkit.merge import chunking
+
+    b, f1, f2, _ = llama_family
+    text = (f"merge_method: {method}\nbase_model: {b}\nmodels:\n  - model: {f1}\n    parameters: {{weight: 0.3}}\n"
+            f"  - model: {f2}\n    parameters: {{weight: [0.2, 0.9]}}\n")
+    if method == "linear":
+        text += f"  - model: {b}\n    parameters: {{weight: 0.5}}\n"
+    merge(text, tmp_path / "whole", check=False)
+    monkeypatch.setattr(chunking, "MIN_BYTES", 0)
+    monkeypatch.setattr(chunking, "BLOCK_BYTES", 2000)
+    blocks = []
+    original = chunking.merge_in_blocks
+    monkeypatch.setattr("graftkit.merge.execute.merge_in_blocks",
+                        lambda *a, **k: blocks.append(1) or original(*a, **k))
+    merge(text, tmp_path / "blocks", check=False)
+    assert len(blocks) > 10
+    whole, parts = load_tensors(tmp_path / "whole"), load_tensors(tmp_path / "blocks")
+    assert all(torch.equal(whole[k], parts[k]) for k in whole)

@@ -9,26 +9,15 @@ import torch
 from graftkit.merge import merge
 from graftkit.zoo import save_tiny
 
-from .helpers import load_tensors
-
-
-def _with_tokenizer(folder, words):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {w: i for i, w in enumerate(words)}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="</s>").save_pretrained(str(folder))
-    return folder
+from .helpers import load_tensors, with_word_tokenizer
 
 
 def test_union_vocabulary(tmp_path):
     shared = ["<unk>", "</s>"] + [f"w{i}" for i in range(118)]
     only_a = [f"a{i}" for i in range(8)]
     only_b = [f"b{i}" for i in range(8)]
-    a = _with_tokenizer(save_tiny("llama", tmp_path / "a", seed=1), shared + only_a)
-    b = _with_tokenizer(save_tiny("llama", tmp_path / "b", seed=2), list(reversed(shared)) + only_b)
+    a = with_word_tokenizer(save_tiny("llama", tmp_path / "a", seed=1), shared + only_a)
+    b = with_word_tokenizer(save_tiny("llama", tmp_path / "b", seed=2), list(reversed(shared)) + only_b)
     merge(f"merge_method: linear\ntokenizer_source: union\nbase_model: {a}\nmodels:\n"
           f"  - model: {a}\n    parameters: {{weight: 0.5}}\n  - model: {b}\n    parameters: {{weight: 0.5}}\n",
           tmp_path / "out", check=True)
@@ -53,8 +42,8 @@ def test_union_vocabulary(tmp_path):
 
 def test_token_overrides_and_padding(tmp_path):
     words = ["<unk>", "</s>"] + [f"w{i}" for i in range(126)]
-    a = _with_tokenizer(save_tiny("llama", tmp_path / "a", seed=1), words)
-    b = _with_tokenizer(save_tiny("llama", tmp_path / "b", seed=2), words)
+    a = with_word_tokenizer(save_tiny("llama", tmp_path / "a", seed=1), words)
+    b = with_word_tokenizer(save_tiny("llama", tmp_path / "b", seed=2), words)
     merge(f"merge_method: linear\nbase_model: {a}\nmodels:\n"
           f"  - model: {a}\n    parameters: {{weight: 0.5}}\n  - model: {b}\n    parameters: {{weight: 0.5}}\n"
           "tokenizer:\n  source: base\n  pad_to_multiple_of: 64\n  tokens:\n"

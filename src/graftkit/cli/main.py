@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "graftkit.cli.inspect",
     "graftkit.cli.transplant",
     "graftkit.cli.align",
+    "graftkit.cli.data",
 ]
 
 app = typer.Typer(

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from graftkit.errors import ConfigError, MergeError
+from graftkit.merge.chunking import merge_in_blocks, row_separable
 from graftkit.merge.plan import MergePlan, TensorTask
 
 
@@ -33,7 +34,7 @@ class MergeOptions:
     seed: int = 0
     nan: str = "warn"  # warn | fail
     check: bool = True
-    prefetch_bytes: int = 256 * 1024**2
+    prefetch_bytes: int = 64 * 1024**2
     probes: int = 4
 
     def __post_init__(self) -> None:
@@ -83,6 +84,9 @@ class _Prefetcher:
     def _run(self) -> None:
         try:
             for task in self.plan.tasks:
+                if row_separable(self.plan, task):  # merged block by block on the main thread
+                    self.queue.put((task, None, 0))
+                    continue
                 size = _group_bytes(self.plan, task)
                 with self.cond:
                     self.cond.wait_for(
@@ -201,7 +205,10 @@ def execute(plan: MergePlan, out: str | Path, options: MergeOptions | None = Non
         with _Prefetcher(plan, options, nan_tensors) as reader, \
                 progress_bar(f"merging ({plan.method.name})", len(plan.tasks)) as advance:
             for task, tensors, size in reader:
-                merged = merge_task(plan, task, tensors, options.seed, statistics)
+                if tensors is None:
+                    merged = merge_in_blocks(plan, task, options.seed, options.nan, nan_tensors)
+                else:
+                    merged = merge_task(plan, task, tensors, options.seed, statistics)
                 del tensors
                 writer.write(task.name, merged)
                 del merged

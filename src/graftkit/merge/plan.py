@@ -49,6 +49,13 @@ class Source:
             self.reader = DirectReader(self.checkpoint)
         return self.reader.read(name)
 
+    def read_rows(self, name: str, start: int, stop: int) -> Any:
+        if self.reader is None:
+            from graftkit.merge.reader import DirectReader
+
+            self.reader = DirectReader(self.checkpoint)
+        return self.reader.read_rows(name, start, stop)
+
     @property
     def label(self) -> str:
         return self.ref.label

@@ -46,11 +46,21 @@ class DirectReader:
 
     def read(self, name: str) -> torch.Tensor:
         info = self.checkpoint.info(name)
+        return self.read_rows(name, 0, info.shape[0] if info.shape else 1) if info.shape else self._whole(name)
+
+    def _whole(self, name: str) -> torch.Tensor:
+        return self.checkpoint[name]
+
+    def read_rows(self, name: str, start: int, stop: int) -> torch.Tensor:
+        """Rows ``start:stop`` of tensor ``name`` (the first axis), reading only those bytes."""
+        info = self.checkpoint.info(name)
         path = info.file
         if path is None or path.suffix != ".safetensors" or info.dtype not in SAFETENSORS_DTYPES.values():
-            return self.checkpoint[name]
-        begin, end = self._layout(path)[name]
-        out = torch.empty(info.shape, dtype=info.dtype)
+            return self.checkpoint[name][start:stop]
+        first, _ = self._layout(path)[name]
+        row_bytes = info.nbytes // max(1, info.shape[0])
+        begin, end = first + start * row_bytes, first + stop * row_bytes
+        out = torch.empty((stop - start, *info.shape[1:]), dtype=info.dtype)
         if end > begin:
             view = memoryview(out.reshape(-1).view(torch.uint8).numpy())
             fd = self._files[path]
