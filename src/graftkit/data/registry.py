@@ -27,6 +27,11 @@ class DatasetEntry:
     loader: Callable[[Path | None], Dataset]
     aliases: tuple[str, ...] = ()
     needs_files: bool = True
+    folder: str = ""  # under the data folder; defaults to the name
+
+    def files_present(self, root: Path) -> bool:
+        """Whether ``root`` holds this dataset's folder (always True for generated datasets)."""
+        return not self.needs_files or (root / (self.folder or self.name)).is_dir()
 
 
 _T, _P, _I, _L = "text-classification", "text-pair-classification", "image-classification", "language-modeling"
@@ -45,10 +50,12 @@ _ENTRIES = [
     DatasetEntry("sms_spam", _T, "SMS spam vs ham", text_datasets.sms_spam, ("sms-spam", "spam")),
     DatasetEntry("mnist", _I, "handwritten digits 28x28", image_datasets.mnist),
     DatasetEntry("fashion_mnist", _I, "clothing 28x28, 10 classes", image_datasets.fashion_mnist, ("fashion-mnist", "fmnist")),
-    DatasetEntry("digits", _I, "scikit-learn digits 8x8", image_datasets.digits, ("sklearn_digits",)),
-    DatasetEntry("lfw_subset", _I, "faces vs non-faces 25x25", image_datasets.lfw_subset, ("skimage_lfw_subset",)),
+    DatasetEntry("digits", _I, "scikit-learn digits 8x8", image_datasets.digits, ("sklearn_digits",), folder="sklearn_digits"),
+    DatasetEntry("lfw_subset", _I, "faces vs non-faces 25x25", image_datasets.lfw_subset, ("skimage_lfw_subset",),
+                 folder="skimage_lfw_subset"),
     DatasetEntry("tiny_shakespeare", _L, "Shakespeare, character-level text", lm_datasets.tiny_shakespeare, ("shakespeare",)),
-    DatasetEntry("wikitext2", _L, "WikiText-2 raw (validation/test only)", lm_datasets.wikitext2, ("wikitext2_raw", "wikitext-2")),
+    DatasetEntry("wikitext2", _L, "WikiText-2 raw (validation/test only)", lm_datasets.wikitext2, ("wikitext2_raw", "wikitext-2"),
+                 folder="wikitext2_raw"),
     DatasetEntry("synthetic-sentiment", _T, "generated product-review sentiment (no files needed)",
                  synthetic.sentiment_dataset, ("synthetic_sentiment",), needs_files=False),
     DatasetEntry("synthetic-topic", _T, "generated news-sentence topic, 4 classes (no files needed)",
@@ -70,7 +77,7 @@ def resolve_name(name: str) -> DatasetEntry:
     if key in DATASETS:
         return DATASETS[key]
     known = list(DATASETS) + list(_ALIASES)
-    close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+    close = list(dict.fromkeys(_ALIASES.get(c, c) for c in difflib.get_close_matches(key, known, n=5, cutoff=0.5)))[:3]
     hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "see `graft data list`"
     raise DataError(f"unknown dataset {name!r}", hint=hint)
 
