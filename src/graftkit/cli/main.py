@@ -18,6 +18,7 @@ from graftkit.progress import console, set_quiet
 
 # Modules that add commands to the app, in the order --help lists them.
 COMMAND_MODULES: list[str] = [
+    "graftkit.cli.demo",
     "graftkit.cli.merge",
     "graftkit.cli.moe",
     "graftkit.cli.zoo",
