@@ -71,7 +71,7 @@ def align_command(
     """
     import torch
 
-    from graftkit.align import apply_permutation, spec_from_config, weight_matching
+    from graftkit.align import apply_permutation, spec_from_config, state_tensors, weight_matching
     from graftkit.errors import AlignmentError, ConfigError
     from graftkit.io import CheckpointWriter
     from graftkit.progress import status
@@ -93,7 +93,7 @@ def align_command(
         if ck_a.folder is None:
             raise AlignmentError(f"{model_a} is not an HF folder", hint="activation matching loads the models")
         ma, mb = AutoModel.from_pretrained(model_a).eval(), AutoModel.from_pretrained(model_b).eval()
-        spec_m = spec_from_config(dict(ma.state_dict()), ck_a.config, residual=not keep_residual)
+        spec_m = spec_from_config(state_tensors(ma), ck_a.config, residual=not keep_residual)
         texts, _ = _load_texts(data, "train", n)
         tok = AutoTokenizer.from_pretrained(model_a)
         result = activation_matching(spec_m, ma, mb, _text_batches(tok, texts))
