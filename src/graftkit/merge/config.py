@@ -138,10 +138,11 @@ class TokenizerSettings(BaseModel):
     pad_to_multiple_of: int | None = None
 
 
-class CalibrationSettings(BaseModel):
+class StatisticsSettings(BaseModel):
     """graftkit extension for data-aware methods (fisher, regmean): the data their statistics come from."""
 
     model_config = ConfigDict(extra="forbid")
+    kind: Literal["fisher", "gram"] | None = None  # implied by the method when left out
     dataset: str | None = None  # a graftkit.data dataset name
     texts: list[str] | None = None  # or your own texts
     split: str = "train"
@@ -151,9 +152,9 @@ class CalibrationSettings(BaseModel):
     batch_size: int = 16
 
     @model_validator(mode="after")
-    def _one_source(self) -> "CalibrationSettings":
+    def _one_source(self) -> "StatisticsSettings":
         if (self.dataset is None) == (self.texts is None):
-            raise ValueError("calibration needs exactly one of 'dataset' or 'texts'")
+            raise ValueError("statistics needs exactly one of 'dataset' or 'texts'")
         return self
 
 
@@ -174,7 +175,7 @@ class MergeConfig(BaseModel):
     chat_template: str | None = None
     parameters: Parameters | None = None
     name: str | None = Field(default=None, description="optional name (mergekit-multi)")
-    calibration: CalibrationSettings | None = None
+    statistics: StatisticsSettings | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> "MergeConfig":
@@ -257,7 +258,7 @@ def load_config(source: str | Path | dict) -> MergeConfig:
 
 _TOP_KEYS = [
     "merge_method", "models", "slices", "modules", "base_model", "dtype", "out_dtype",
-    "tokenizer_source", "tokenizer", "chat_template", "parameters", "name", "calibration",
+    "tokenizer_source", "tokenizer", "chat_template", "parameters", "name", "statistics",
 ]
 
 

@@ -2,7 +2,7 @@
 
 The methods take each model's statistics as extra per-model inputs; here they are
 computed (or read from the cache) once per input model from the config's
-``calibration`` section, and looked up per tensor while the merge streams.
+``statistics`` section, and looked up per tensor while the merge streams.
 """
 
 from __future__ import annotations
@@ -25,11 +25,15 @@ def statistics_kind(method: Any) -> str | None:
 
 
 def check_calibration(plan: "MergePlan") -> list[str]:
-    if statistics_kind(plan.method) and plan.config.calibration is None:
+    kind = statistics_kind(plan.method)
+    settings = plan.config.statistics
+    if kind and settings is None:
         return [
             f"merge method '{plan.method.name}' needs statistics from data: add "
-            "'calibration: {dataset: sst2, examples: 256}' (or 'texts: [...]') to the config"
+            "'statistics: {dataset: sst2, examples: 256}' (or 'texts: [...]') to the config"
         ]
+    if kind and settings.kind is not None and settings.kind != kind:
+        return [f"statistics.kind is {settings.kind!r} but merge method '{plan.method.name}' uses {kind!r}"]
     if any(s.lora is not None for s in plan.sources) and statistics_kind(plan.method):
         return [f"merge method '{plan.method.name}' cannot compute statistics of LoRA inputs (path+lora); merge the adapter first"]
     return []
@@ -40,7 +44,7 @@ def attach_statistics(plan: "MergePlan") -> list[Any]:
     from graftkit.merge.statistics import calibration_set, from_texts, statistics_for
 
     kind = statistics_kind(plan.method)
-    settings = plan.config.calibration
+    settings = plan.config.statistics
     if kind is None or settings is None:
         return [None] * len(plan.sources)
     if settings.dataset is not None:

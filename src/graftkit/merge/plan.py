@@ -590,7 +590,7 @@ def build_plan(
     Raises ValidationError listing every problem found; reads no tensor data.
     ``out_dtype`` (the CLI's ``--dtype``) overrides the config's ``out_dtype``.
     """
-    from graftkit.merge.validate import run_plan_checks
+    from graftkit.merge.plan_checks import run_plan_checks
 
     pl = _Planner(config, Path(config_dir) if config_dir else None, allow_missing, out_dtype)
     pl.compute_dtype = parse_dtype(config.dtype, "dtype", pl.problems)

@@ -1,19 +1,16 @@
-"""Validate a merge before any tensor is read, reporting every problem in one pass.
+"""Checks over a whole plan, run by ``build_plan`` after every tensor is planned (still no tensor read).
 
-``validate_config`` parses the YAML and builds the plan from headers (which checks
-paths, method, parameters, layer ranges, slice lengths, shapes, dropped tensors) and
-then runs ``PLAN_CHECKS``: functions ``check(plan) -> list[str]`` that look at the
-whole plan. Other packages add their own checks by appending to ``PLAN_CHECKS``
-(graph-signature compatibility from ``graftkit.genome`` is meant to plug in here).
+Each check is a function ``check(plan) -> list[str]`` of problems (it may also append to
+``plan.warnings``); ``build_plan`` reports them with the planner's own problems (paths,
+method, parameters, layer ranges, slice lengths, shapes, dropped tensors) in one
+ValidationError. Other packages can append their own checks to ``PLAN_CHECKS``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from graftkit.errors import ValidationError
 
 if TYPE_CHECKING:
     from graftkit.merge.plan import MergePlan
@@ -50,21 +47,3 @@ def run_plan_checks(plan: "MergePlan") -> list[str]:
     for check in PLAN_CHECKS:
         problems.extend(check(plan))
     return problems
-
-
-def validate_config(
-    config_path: str | Path,
-    *,
-    allow_missing: bool = False,
-    out_dtype: str | None = None,
-) -> "MergePlan":
-    """Parse and validate a config file; the plan on success, ValidationError listing every problem otherwise."""
-    from graftkit.merge.config import load_config
-    from graftkit.merge.plan import build_plan
-
-    path = Path(config_path)
-    config = load_config(path)
-    try:
-        return build_plan(config, config_dir=path.parent, allow_missing=allow_missing, out_dtype=out_dtype)
-    except ValidationError as exc:
-        raise ValidationError(exc.problems, source=str(path)) from None

@@ -1,0 +1,32 @@
+"""Data-aware methods from a config: statistics computed from `statistics:` texts, then merged (RegMean here;
+the methods' own tests cover Fisher)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from graftkit.errors import ValidationError
+from graftkit.merge import merge, validate
+
+from .helpers import load_tensors, perturbed_family, with_word_tokenizer
+
+
+def test_regmean_from_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAFTKIT_CACHE", str(tmp_path / "cache"))
+    words = ["<unk>", "</s>"] + [f"w{i}" for i in range(126)]
+    family = perturbed_family(tmp_path, "llama", n=2, scale=0.05)
+    for folder in family:
+        with_word_tokenizer(folder, words)
+    _, f1, f2 = family
+    texts = [" ".join(f"w{(7 * i + j) % 120}" for j in range(12)) for i in range(8)]
+    models = f"models:\n  - model: {f1}\n  - model: {f2}\n"
+    with pytest.raises(ValidationError, match="needs statistics from data"):
+        validate(f"merge_method: regmean\n{models}")
+    stats = "statistics:\n  texts:\n" + "".join(f"    - \"{t}\"\n" for t in texts) + "  batch_size: 8\n  max_length: 16\n"
+    merge(f"merge_method: regmean\n{models}{stats}", tmp_path / "regmean", check=False)
+    a, b = load_tensors(f1), load_tensors(f2)
+    merged = load_tensors(tmp_path / "regmean")
+    name = "model.layers.0.mlp.up_proj.weight"
+    assert torch.isfinite(merged[name]).all()
+    assert not torch.allclose(merged[name], (a[name] + b[name]) / 2, atol=1e-6)  # not a plain average
