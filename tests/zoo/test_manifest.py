@@ -75,3 +75,19 @@ def test_get_is_idempotent_and_rebuilds_a_corrupted_copy(tmp_path, monkeypatch):
     get("minilm-l6")  # cheap check sees the size, rebuilds
     assert check_folder(ENTRY, path, full=True).ok
     assert not [p for p in path.parent.iterdir() if ".partial-" in p.name or ".old-" in p.name]
+
+
+def test_concurrent_gets_build_once_and_leave_one_complete_folder(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = "from graftkit import zoo; print(zoo.get('minilm-l6'))"
+    env = {**os.environ, "GRAFTKIT_CACHE": str(tmp_path), "GRAFTKIT_QUIET": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    path = tmp_path / "zoo" / "all-MiniLM-L6-v2"
+    assert outs == [str(path), str(path)]
+    assert check_folder(ENTRY, path, full=True).ok
+    assert sorted(p.name for p in path.parent.iterdir()) == [".all-MiniLM-L6-v2.lock", "all-MiniLM-L6-v2"]

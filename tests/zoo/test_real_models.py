@@ -79,6 +79,8 @@ def test_cached_folder_has_a_manifest_that_matches(name, request):
     config = json.loads((path / "config.json").read_text())
     assert config["model_type"] == entry.model_type and config["architectures"] == [entry.architecture]
     assert "quantization_config" not in config
+    tokenizer_config = json.loads((path / "tokenizer_config.json").read_text())
+    assert "local_files_only" not in tokenizer_config and tokenizer_config["model_max_length"] < 1e9
 
 
 def test_minilm_l6_embeds_similar_sentences_closer(minilm_l6):

@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from graftkit.errors import ZooError
-from graftkit.io.atomic import atomic_directory
 from graftkit.progress import status
 from graftkit.zoo.manifest import check_folder, write_manifest
 from graftkit.zoo.packages import checked_sources, ensure_installed
@@ -84,6 +83,8 @@ def get(name: str, install: bool = True, verify: bool = False, force: bool = Fal
 
 
 def _build(entry: ZooEntry, target: Path) -> None:
+    from graftkit.io.atomic import atomic_directory  # graftkit.io imports torch: only when building
+
     start = time.perf_counter()
     status(f"materializing {entry.name} into {target}")
     sources = checked_sources(entry)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from graftkit.errors import ZooError
 from graftkit.progress import progress_bar, status
-from graftkit.zoo.registry import SourceFile, ZooEntry
+from graftkit.zoo.registry import ZooEntry
 
 _CHUNK = 1 << 22
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from graftkit.errors import ZooError
+
+if TYPE_CHECKING:  # torch is imported where a model is built, so `graft zoo list` starts fast
+    import torch
 
 _DECODER = dict(
     vocab_size=128,
@@ -88,6 +89,7 @@ def tiny(arch: str, head: str | None = None, seed: int = 0, **overrides: Any) ->
     sequence-classification, image-classification); each architecture has a default.
     The same ``seed`` gives the same weights.
     """
+    import torch
     import transformers
 
     config = tiny_config(arch, **overrides)

@@ -11,6 +11,7 @@ GGUF tensor for tensor, bit for bit.
 from __future__ import annotations
 
 import importlib
+import json
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,8 +44,8 @@ def dequantized(path: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     status(f"dequantizing {path.name} to float32 (transformers GGUF loader)")
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, local_files_only=True)
     return model.eval(), tokenizer
 
 
@@ -58,6 +59,18 @@ def _plain_config(config):
         if isinstance(value, float):
             setattr(config, key, float(f"{value:.6g}"))
     return config
+
+
+def _clean_tokenizer_config(path: Path, config) -> None:
+    """Drop the loader's own arguments that transformers saves with the tokenizer, and give a
+    GGUF tokenizer (which records no length limit) the model's context length."""
+    data = json.loads(path.read_text())
+    for key in ("local_files_only", "is_local"):
+        data.pop(key, None)
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit and data.get("model_max_length", 0) > 1e9:
+        data["model_max_length"] = int(limit)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def build(entry: ZooEntry, sources: dict[str, Path], out: Path) -> dict[str, Any]:
@@ -77,9 +90,10 @@ def build(entry: ZooEntry, sources: dict[str, Path], out: Path) -> dict[str, Any
     plain.generation_config = model.generation_config
     plain.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    _clean_tokenizer_config(out / "tokenizer_config.json", config)
     del plain
 
-    saved, info = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32, output_loading_info=True)
+    saved, info = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32, output_loading_info=True, local_files_only=True)
     problems = {k: sorted(v) for k, v in info.items() if k != "error_msgs" and v}
     reloaded = saved.state_dict()
     differing = [n for n, t in state.items() if n not in reloaded or not torch.equal(t, reloaded[n])]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -90,7 +89,7 @@ def _check_loads_cleanly(entry: ZooEntry, folder: Path) -> dict[str, Any]:
     import transformers
 
     cls = getattr(transformers, entry.architecture)
-    model, info = cls.from_pretrained(folder, output_loading_info=True)
+    model, info = cls.from_pretrained(folder, output_loading_info=True, local_files_only=True)
     problems = {k: sorted(v) for k, v in info.items() if k != "error_msgs" and v}
     if problems or info.get("error_msgs"):
         raise ZooError(f"{folder} does not load cleanly as {entry.architecture}: {problems or info['error_msgs']}")

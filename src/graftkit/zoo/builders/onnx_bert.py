@@ -134,7 +134,7 @@ def compare_with_onnx(onnx_path: Path, folder: Path) -> dict[str, float]:
     from onnx.reference import ReferenceEvaluator
     from transformers import AutoTokenizer, BertModel
 
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     batch = tokenizer(list(PROBE_SENTENCES), padding=True, return_tensors="np")
     evaluator = ReferenceEvaluator(str(onnx_path))
     feeds = {"input_ids": batch["input_ids"].astype(np.int64), "attention_mask": batch["attention_mask"].astype(np.int64)}
@@ -143,7 +143,7 @@ def compare_with_onnx(onnx_path: Path, folder: Path) -> dict[str, float]:
     tokens_ref = next(v for v in outputs.values() if v.ndim == 3)
     pooled_ref = next(v for v in outputs.values() if v.ndim == 2 and v.dtype == np.float32)
 
-    model = BertModel.from_pretrained(folder, add_pooling_layer=False).eval()
+    model = BertModel.from_pretrained(folder, add_pooling_layer=False, local_files_only=True).eval()
     with torch.no_grad():
         hidden = model(
             input_ids=torch.from_numpy(feeds["input_ids"]), attention_mask=torch.from_numpy(feeds["attention_mask"])
