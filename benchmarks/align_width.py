@@ -5,7 +5,10 @@ data. OT fusion carries the wide model into the narrow basis (exact EMD or Sinkh
 ground cost from activations or weights) and averages it with the narrow parent
 (narrow_weight 0.5, OTFusion's setting) or keeps it alone (narrow_weight 0: the wide
 model compressed); each with and without REPAIR. Goal (issue 5): within 3 points of the
-narrow parent after REPAIR on MNIST. Anchor measured on digits: 94.8% one-shot, 95.4%
+narrow parent after REPAIR on MNIST (headline: ot_fuse's defaults, weight cost and
+EMD, chosen because the weight cost beat the activation cost on both data sets in a
+first run: MNIST 88.0% vs 86.1% and digits 95.0% vs 93.6% with REPAIR, parents trained
+for fewer epochs). Anchor measured on digits: 94.8% one-shot, 95.4%
 with REPAIR, narrow parent 98.4%.
 
 Run: nice -n 10 timeout 1800 .venv/bin/python benchmarks/align_width.py
@@ -25,7 +28,7 @@ from align_common import batches, image_data, mlp, train, write_result  # noqa: 
 from graftkit.align.interpolate import evaluate_classifier  # noqa: E402
 from graftkit.align.ot import ot_fuse  # noqa: E402
 
-SETTINGS = {"mnist": (784, 12), "digits": (64, 60)}  # input size, epochs
+SETTINGS = {"mnist": (784, 40), "digits": (64, 150)}  # input size, epochs
 
 
 def run(name: str) -> dict:
@@ -63,14 +66,15 @@ def main() -> None:
     m = result["mnist"]["accuracy"]
     parent = m["narrow parent (64)"]
     best_label = max((k for k in m if k.endswith("REPAIR")), key=lambda k: m[k])
-    main_label = "activation cost, emd, fused with narrow + REPAIR"
+    main_label = "weight cost, emd, fused with narrow + REPAIR"  # ot_fuse defaults
     result["goals"] = {"mnist_within_3_points_of_narrow_after_repair": parent - m[main_label] <= 0.03,
                        "headline": main_label, "best_repaired": best_label}
     d = result["digits"]["accuracy"]
-    line = (f"MNIST 128->64 OT fusion (activation cost, EMD, averaged with narrow) {100 * m[main_label.replace(' + REPAIR', '')]:.1f}% "
+    line = (f"MNIST 128->64 OT fusion (weight cost, EMD, averaged with narrow) {100 * m[main_label.replace(' + REPAIR', '')]:.1f}% "
             f"one-shot, {100 * m[main_label]:.1f}% + REPAIR vs narrow parent {100 * parent:.1f}% "
             f"(gap {100 * (parent - m[main_label]):.1f} points, goal <= 3); wide alone compressed + REPAIR "
-            f"{100 * m['activation cost, emd, wide alone + REPAIR']:.1f}%; digits: {100 * d[main_label.replace(' + REPAIR', '')]:.1f}% / "
+            f"{100 * m['weight cost, emd, wide alone + REPAIR']:.1f}%; best activation-cost variant + REPAIR "
+            f"{100 * max(v for k, v in m.items() if k.startswith('activation') and k.endswith('REPAIR')):.1f}%; digits: {100 * d[main_label.replace(' + REPAIR', '')]:.1f}% / "
             f"{100 * d[main_label]:.1f}% vs narrow {100 * d['narrow parent (64)']:.1f}% (anchor 94.8 / 95.4 vs 98.4)")
     write_result("align_width", result, line)
     print(line)
