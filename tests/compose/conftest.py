@@ -6,6 +6,17 @@ from pathlib import Path
 
 import pytest
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: thread hand-offs cost more than the math on a shared 2-core machine (10x here)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 WORDS = ["the", "cat", "dog", "sat", "on", "mat", "a", "big", "red", "runs", "fast", "slow", "and", "is", "blue", "green"]
 
 

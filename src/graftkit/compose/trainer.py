@@ -95,7 +95,7 @@ class MoLTrainer:
                         break
                     loss, aux = compute_loss(idx)
                     self._step(loss)
-                    self.history.append({"step": step, "loss": float(loss.detach()), "aux_loss": float(aux)})
+                    self.history.append({"step": step, "loss": float(loss.detach()), "aux_loss": float(aux.detach())})
                     step += 1
                     advance(1)
         self.runtime.eval()
