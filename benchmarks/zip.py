@@ -24,7 +24,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from align_common import image_data, mlp, train, write_result  # noqa: E402
 
-from graftkit.align.zip import ZippedModel, zip_merge  # noqa: E402
+from graftkit.align.zip import zip_merge  # noqa: E402
 
 WIDTHS = [784, 512, 512, 512, 5]
 TRAIN_PER_MODEL = 12000

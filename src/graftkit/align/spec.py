@@ -237,11 +237,8 @@ def recovered_fraction(spec: PermutationSpec, planted: Permutation, found: Permu
     return out
 
 
-Rule = tuple[str, "tuple[AxisRef | None, ...] | None"]
-
-
 def axes_from_rules(
-    params: "Iterable[str]", rules: list[tuple[str, object]], family: str
+    params: Iterable[str], rules: list[tuple[str, object]], family: str
 ) -> dict[str, tuple[AxisRef | None, ...]]:
     """Tensor name -> axis refs, from (regex, builder) rules; the first matching rule wins.
 
