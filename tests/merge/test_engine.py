@@ -191,3 +191,16 @@ def test_block_merge_equals_whole_merge(llama_family, tmp_path, monkeypatch, met
     assert len(blocks) > 10
     whole, parts = load_tensors(tmp_path / "whole"), load_tensors(tmp_path / "blocks")
     assert all(torch.equal(whole[k], parts[k]) for k in whole)
+
+
+def test_modules_are_tensor_prefixes(llama_family, tmp_path):
+    b, f1, _, _ = llama_family
+    text = (f"merge_method: linear\nmodules:\n  model:\n    models:\n      - model: {b}\n        parameters: {{weight: 1}}\n"
+            f"      - model: {f1}\n        parameters: {{weight: 0}}\n"
+            f"  lm_head:\n    models:\n      - model: {b}\n        parameters: {{weight: 0}}\n"
+            f"      - model: {f1}\n        parameters: {{weight: 1}}\n")
+    merge(text, tmp_path / "out", check=False)
+    out, tb, tf = load_tensors(tmp_path / "out"), load_tensors(b), load_tensors(f1)
+    assert torch.equal(out["model.norm.weight"], tb["model.norm.weight"])
+    assert torch.equal(out["lm_head.weight"], tf["lm_head.weight"])
+    assert set(out) == set(tb)

@@ -21,7 +21,7 @@ def model_card(plan: "MergePlan", result: Any, config_text: str | None, check: A
         "---",
         f"# {result.output.name}",
         "",
-        f"Merged with [graftkit](https://github.com/) using **{method.name}**"
+        f"Merged with graftkit (`graft merge`) using **{method.name}**"
         + (f" ({method.reference})." if method.reference else "."),
         "",
         "## Inputs",

@@ -14,14 +14,6 @@ import re
 _PRE_HINTS = ("embed", "wte", "wpe", "tok_", "token_type", "position", "patch", "cls_token", "shared")
 
 
-def layer_index(name: str, pattern: re.Pattern[str] | None) -> int | None:
-    """The layer number in ``name``, or None for tensors outside the layer stack."""
-    if pattern is None:
-        return None
-    match = pattern.search(name)
-    return int(match.group(1)) if match else None
-
-
 def with_layer(name: str, pattern: re.Pattern[str], index: int) -> str:
     """``name`` with its layer number replaced by ``index``."""
     match = pattern.search(name)
@@ -35,9 +27,3 @@ def is_pre_layer(name: str) -> bool:
     """Whether a non-layer tensor belongs before the layer stack (embeddings) rather than after it."""
     lowered = name.lower()
     return any(hint in lowered for hint in _PRE_HINTS) and "lm_head" not in lowered
-
-
-def compile_pattern(pattern: str | re.Pattern[str] | None) -> re.Pattern[str] | None:
-    if pattern is None or isinstance(pattern, re.Pattern):
-        return pattern
-    return re.compile(pattern)

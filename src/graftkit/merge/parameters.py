@@ -76,13 +76,3 @@ def resolve(
 
 def is_missing(value: Any) -> bool:
     return value is _MISSING
-
-
-def setting_names(setting: ParameterSetting) -> Iterable[str]:
-    """The filters a setting uses (for reports)."""
-    if isinstance(setting, ConditionalParameter):
-        setting = [setting]
-    if isinstance(setting, list):
-        for cond in setting:
-            if isinstance(cond, ConditionalParameter) and cond.filter:
-                yield cond.filter
