@@ -61,7 +61,6 @@ class ZooEntry:
         return f"{self.hidden_size}x{self.num_layers}"
 
 
-
 MODELS: tuple[ZooEntry, ...] = (
     ZooEntry(
         name="all-MiniLM-L6-v2",
