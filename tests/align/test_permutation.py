@@ -133,3 +133,20 @@ def test_unknown_module_in_chain_is_named():
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Embedding(3, 8), nn.Linear(8, 2))
     with pytest.raises(AlignmentError, match="Embedding"):
         spec_for(model)
+
+
+def test_layer_mapping_makes_different_depths_matchable():
+    from graftkit.align import select_layers, spec_from_config
+
+    shallow = tiny("bert", num_hidden_layers=2)
+    deep = tiny("bert", num_hidden_layers=4, seed=1)
+    spec = spec_for(shallow)
+    picked = select_layers(state_tensors(deep), [1, 3])
+    assert "encoder.layer.1.output.dense.weight" in picked and "encoder.layer.3.output.dense.weight" not in picked
+    torch.testing.assert_close(picked["encoder.layer.1.output.dense.weight"],
+                               state_tensors(deep)["encoder.layer.3.output.dense.weight"])
+    result = weight_matching(spec, state_tensors(shallow), picked)
+    assert result.converged
+    assert set(spec_from_config(picked, shallow.config.to_dict()).groups) == set(spec.groups)
+    with pytest.raises(AlignmentError, match="do not exist"):
+        select_layers(state_tensors(deep), [7])

@@ -10,7 +10,7 @@ Typical use::
 
 from graftkit.align.activation_matching import activation_matching
 from graftkit.align.apply import apply_permutation, permute_model, permute_tensor, state_tensors
-from graftkit.align.architectures import spec_for, spec_from_config
+from graftkit.align.architectures import select_layers, spec_for, spec_from_config
 from graftkit.align.cca import cca_align
 from graftkit.align.interpolate import (
     Curve,
@@ -67,6 +67,7 @@ __all__ = [
     "recovered_fraction",
     "repair",
     "reset_batchnorm",
+    "select_layers",
     "spec_for",
     "spec_from_config",
     "state_tensors",

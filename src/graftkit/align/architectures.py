@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -41,3 +42,31 @@ def spec_for(model: nn.Module, residual: bool = True) -> PermutationSpec:
     if config is not None and hasattr(config, "to_dict"):
         return spec_from_config(state_tensors(model), config.to_dict(), residual=residual)
     return chain_spec(model)
+
+
+_LAYER = re.compile(r"(?P<pre>(?:^|\.)(?:encoder\.layer|layers|h|blocks)\.)(?P<i>\d+)\.")
+
+
+def select_layers(params: dict[str, Any], layers: list[int]) -> dict[str, Any]:
+    """B's tensors with only ``layers`` kept, renumbered 0..k-1: a layer mapping for deeper models.
+
+    ``select_layers(params_b, [0, 2, 4])`` lets a 6-layer B be matched against a 3-layer
+    A (A's layer i stands for B's layer ``layers[i]``); set the config's layer count to
+    ``len(layers)`` when building the spec. Tensors outside the layer stack are kept.
+    """
+    out: dict[str, Any] = {}
+    found: set[int] = set()
+    for name, tensor in params.items():
+        m = _LAYER.search(name)
+        if m is None:
+            out[name] = tensor
+            continue
+        i = int(m["i"])
+        found.add(i)
+        if i in layers:
+            out[name[: m.start("i")] + str(layers.index(i)) + name[m.end("i"):]] = tensor
+    missing = [i for i in layers if i not in found]
+    if missing:
+        raise AlignmentError(f"layer(s) {missing} do not exist (the model has layers {sorted(found)[:1]}..{max(found, default=-1)})",
+                             hint="choose existing layer indices")
+    return out

@@ -40,7 +40,8 @@ def check_same_shapes(spec: PermutationSpec, params_a: dict, params_b: dict) -> 
             f"model B does not fit model A's permutation spec: {exc.message}",
             hint="permutation matching needs two models of one architecture and size; for "
             "different widths use graftkit.align.ot_fuse, for different depths choose a layer "
-            "mapping (which layer of B stands for which layer of A) first",
+            "mapping (which layer of B stands for which layer of A) with "
+            "graftkit.align.select_layers first",
         ) from None
 
 
