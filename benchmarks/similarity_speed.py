@@ -1,0 +1,233 @@
+"""Speed of graftkit.similarity: a full 12 x 12 CKA matrix of mpnet with forward passes, and
+the metric kernels on 10,000 x 768 activations against plain numpy versions of the same formulas.
+
+    nice -n 10 timeout 3000 .venv/bin/python benchmarks/similarity_speed.py
+
+Part 1 (goal <= 60 s): the steps of `layer_similarity("all-mpnet-base-v2", itself, 2,000 SST-2
+sentences)` timed end to end (load, length-sorted tokenized batches, forward passes, 12 x 12 linear CKA). The plain pipeline it is
+compared with (dataset order, batches of 32 padded to their longest sentence, numpy Gram-form
+CKA per pair as in the CKA paper's notebook) is timed on a subset and scaled up, as marked.
+
+Part 2 (goal >= 3x): each kernel on two real mpnet layers (block.5 and block.6, 10,000 token
+rows of 768 features, all-token pooling) against numpy; values are compared too.
+
+The machine is shared (2 cores): wall time, process CPU time and the load average are all
+recorded, so contention is visible in the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from similarity_common import (  # noqa: E402
+    np_cca_r2, np_cka, np_feature_space_linear_cka, np_gram_linear, np_gram_rbf, np_minibatch_cka,
+    RESULTS, np_procrustes, np_pwcca, np_rsa, np_svcca, write_result,
+)
+
+from graftkit.data import load_dataset  # noqa: E402
+from graftkit.progress import set_quiet  # noqa: E402
+from graftkit.similarity import capture  # noqa: E402
+from graftkit.similarity.cca import cca_r2, pwcca, svcca  # noqa: E402
+from graftkit.similarity.cka import debiased_cka, linear_cka, rbf_cka  # noqa: E402
+from graftkit.similarity.matrix import similarity_matrix  # noqa: E402
+from graftkit.similarity.metrics import minibatch_cka  # noqa: E402
+from graftkit.similarity.models import load_text_model  # noqa: E402
+from graftkit.similarity.procrustes import procrustes_similarity  # noqa: E402
+from graftkit.similarity.rsa import rsa  # noqa: E402
+from graftkit.similarity.texts import TextBatches, length_order  # noqa: E402
+
+MODEL = "all-mpnet-base-v2"
+
+
+class Clock:
+    """Wall and process-CPU seconds of a block, plus the 1-minute load average at its end."""
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
+        self.load = os.getloadavg()[0]
+
+
+def sentences(n: int, seed: int) -> list[str]:
+    data = load_dataset("sst2")
+    pool = list(data.test.texts) + list(data.validation.texts)  # 1,821 + 872
+    return random.Random(seed).sample(pool, n)
+
+
+def plain_forward(model, tokenizer, texts: list[str], batch_size: int = 32) -> list[np.ndarray]:
+    """The plain capture: dataset order, padding to each batch's longest, mean over real tokens."""
+    per_layer: list[list[np.ndarray]] = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            enc = tokenizer(texts[start : start + batch_size], padding=True, truncation=True,
+                            max_length=128, return_tensors="pt")
+            states = model(**enc, output_hidden_states=True).hidden_states[1:]
+            mask = enc["attention_mask"][..., None].float()
+            for i, h in enumerate(states):
+                if len(per_layer) <= i:
+                    per_layer.append([])
+                per_layer[i].append(((h * mask).sum(1) / mask.sum(1)).numpy())
+    return [np.concatenate(p).astype(np.float64) for p in per_layer]
+
+
+def part_matrix(n: int, batch_size: int, anchor_texts: int, anchor_pairs: int) -> dict:
+    """What ``layer_similarity(MODEL, MODEL, texts)`` does, step by step, so the activations stay
+    available for the numpy check: load, length-sorted batches, capture, 12 x 12 linear CKA."""
+    texts = sentences(n, seed=0)
+    seconds = {}
+    with Clock() as total:
+        with Clock() as c:
+            tm = load_text_model(MODEL)
+        seconds["load"] = c.wall
+        with Clock() as c:
+            ordered = [texts[i] for i in length_order(texts)]
+            acts = capture(tm.model, TextBatches(tm.tokenizer, ordered, batch_size, 128), pooling="mean")
+        seconds["capture"] = c.wall
+        with Clock() as c:
+            matrix = similarity_matrix(acts, None, "linear_cka")
+        seconds["metric"] = c.wall
+    layers = acts.layers
+    out = {
+        "sentences": n,
+        "graftkit": {"wall_s": round(total.wall, 2), "cpu_s": round(total.cpu, 2), "load_avg_end": total.load,
+                     "breakdown_s": {k: round(v, 2) for k, v in seconds.items()},
+                     "batch_size": batch_size, "layers": len(layers)},
+        "goal_s": 60,
+    }
+    # the plain pipeline: forward passes on a subset (dataset order), numpy CKA on some pairs; scaled up
+    with Clock() as fwd:
+        plain = plain_forward(tm.model, tm.tokenizer, texts[:anchor_texts])
+    del plain
+    pairs = [(0, j) for j in range(min(anchor_pairs, len(layers)))]
+    diffs = []
+    with Clock() as npm:
+        for i, j in pairs:
+            x = acts[layers[i]].double().numpy()
+            y = acts[layers[j]].double().numpy()
+            value = np_cka(np_gram_linear(x), np_gram_linear(y))
+            diffs.append(abs(value - float(matrix[i, j])))
+    scale_fwd = n / anchor_texts
+    scale_pairs = len(layers) ** 2 / len(pairs)
+    out["plain"] = {
+        "forward_wall_s_measured": round(fwd.wall, 2), "forward_cpu_s_measured": round(fwd.cpu, 2),
+        "forward_sentences_measured": anchor_texts,
+        "numpy_cka_wall_s_measured": round(npm.wall, 2), "numpy_pairs_measured": len(pairs),
+        "estimated_total_wall_s": round(fwd.wall * scale_fwd + npm.wall * scale_pairs, 1),
+        "note": f"scaled: forward x{scale_fwd:.1f}, numpy pairs x{scale_pairs:.1f}",
+        "max_abs_diff_vs_graftkit": float(max(diffs)),
+    }
+    out["matrix_diagonal_min"] = float(torch.diagonal(matrix).min())
+    out["adjacent_layer_cka"] = [round(float(matrix[i, i + 1]), 4) for i in range(len(layers) - 1)]
+    return out
+
+
+def timed(fn, *args, repeat: int = 1, **kwargs):
+    best, value, cpu = float("inf"), None, 0.0
+    for _ in range(repeat):
+        with Clock() as c:
+            value = fn(*args, **kwargs)
+        best = min(best, c.wall)
+        cpu = c.cpu
+    return value, best, cpu
+
+
+def part_kernels(rows: int) -> dict:
+    tm = load_text_model(MODEL)
+    texts = sentences(min(2600, rows // 18 + 20), seed=1)  # ~25 tokens per sentence: enough rows
+    acts = capture(tm.model, TextBatches(tm.tokenizer, texts, 64, 128), layers=["block.5", "block.6"],
+                   pooling="all", max_tokens=rows, description="token activations")
+    if acts.n < rows:
+        raise SystemExit(f"only {acts.n} tokens captured, need {rows}")
+    xt, yt = acts["block.5"].double(), acts["block.6"].double()
+    xn, yn = xt.numpy(), yt.numpy()
+    kernels = {
+        "linear_cka": (lambda: linear_cka(xt, yt), lambda: np_cka(np_gram_linear(xn), np_gram_linear(yn))),
+        "linear_cka (numpy feature-space form)": (lambda: linear_cka(xt, yt), lambda: np_feature_space_linear_cka(xn, yn)),
+        "debiased_cka": (lambda: debiased_cka(xt, yt),
+                         lambda: np_cka(np_gram_linear(xn), np_gram_linear(yn), debiased=True)),
+        "rbf_cka": (lambda: rbf_cka(xt, yt, threshold=0.5),
+                    lambda: np_cka(np_gram_rbf(xn, 0.5), np_gram_rbf(yn, 0.5))),
+        "minibatch_cka": (lambda: minibatch_cka(xt, yt, batch_size=256), lambda: np_minibatch_cka(xn, yn, 256)),
+        "cca": (lambda: cca_r2(xt, yt), lambda: np_cca_r2(xn, yn)),
+        "svcca": (lambda: svcca(xt, yt), lambda: np_svcca(xn, yn)),
+        "pwcca": (lambda: pwcca(xt, yt), lambda: np_pwcca(xn, yn)),
+        "rsa": (lambda: rsa(xt, yt), lambda: np_rsa(xn, yn)),
+        "procrustes": (lambda: procrustes_similarity(xt, yt), lambda: np_procrustes(xn, yn)),
+    }
+    results = {}
+    for name, (ours, plain) in kernels.items():
+        value, wall, cpu = timed(ours, repeat=2)
+        ref, ref_wall, ref_cpu = timed(plain)
+        results[name] = {"graftkit_s": round(wall, 3), "numpy_s": round(ref_wall, 3),
+                         "speedup": round(ref_wall / wall, 2), "graftkit_cpu_s": round(cpu, 3),
+                         "numpy_cpu_s": round(ref_cpu, 3), "value": round(value, 6),
+                         "numpy_value": round(float(ref), 6), "abs_diff": float(abs(value - ref)),
+                         "load_avg": os.getloadavg()[0]}
+        print(f"{name:40s} graftkit {wall:8.3f}s numpy {ref_wall:8.3f}s x{ref_wall / wall:6.2f} "
+              f"value {value:.6f} vs {float(ref):.6f}", flush=True)
+    return {"rows": rows, "features": int(xt.shape[1]), "layers": ["block.5", "block.6"], "kernels": results}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--anchor-texts", type=int, default=256)
+    parser.add_argument("--anchor-pairs", type=int, default=6)
+    parser.add_argument("--skip-matrix", action="store_true")
+    parser.add_argument("--skip-kernels", action="store_true")
+    parser.add_argument("--no-write", action="store_true", help="print only (smoke runs)")
+    args = parser.parse_args()
+    set_quiet(True)
+    payload: dict = {"load_avg_start": os.getloadavg()[0]}
+    previous = RESULTS / "similarity_speed.json"
+    if previous.exists() and (args.skip_matrix or args.skip_kernels):  # keep the part not rerun
+        import json
+
+        old = json.loads(previous.read_text())
+        for part in ("matrix", "kernels"):
+            if part in old:
+                payload[part] = old[part]
+    if not args.skip_matrix:
+        payload["matrix"] = part_matrix(args.n, args.batch_size, args.anchor_texts, args.anchor_pairs)
+        print("matrix:", payload["matrix"]["graftkit"], flush=True)
+    if not args.skip_kernels:
+        payload["kernels"] = part_kernels(args.rows)
+    parts = []
+    if "matrix" in payload:
+        m = payload["matrix"]
+        parts.append(f"mpnet 12x12 linear-CKA matrix on {m['sentences']} SST-2 sentences incl. forward passes: "
+                     f"{m['graftkit']['wall_s']} s wall ({m['graftkit']['cpu_s']} s CPU, load avg "
+                     f"{m['graftkit']['load_avg_end']:.1f}; goal <= 60 s; plain pipeline est. "
+                     f"{m['plain']['estimated_total_wall_s']} s)")
+    if "kernels" in payload:
+        k = payload["kernels"]["kernels"]
+        main_names = [n for n in k if "feature-space" not in n]
+        ratios = [k[n]["speedup"] for n in main_names]
+        geo = float(np.exp(np.mean(np.log(ratios))))
+        payload["kernels"]["geomean_speedup"] = round(geo, 2)
+        parts.append(f"kernels on {payload['kernels']['rows']}x768 vs plain numpy: geomean x{geo:.1f} "
+                     f"(min x{min(ratios):.1f} {main_names[int(np.argmin(ratios))]}, "
+                     f"max x{max(ratios):.1f} {main_names[int(np.argmax(ratios))]}; "
+                     f"vs numpy's own feature-space linear CKA x{k['linear_cka (numpy feature-space form)']['speedup']}); goal >= 3x")
+    if not args.no_write:
+        write_result("similarity_speed", payload, "; ".join(parts))
+    print("; ".join(parts))
+
+
+if __name__ == "__main__":
+    main()
