@@ -8,6 +8,7 @@ Each command group lives in its own module under ``graftkit.cli`` and exposes
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -15,6 +16,10 @@ from rich.markup import escape
 
 from graftkit.errors import GraftError
 from graftkit.progress import console, set_quiet
+
+# graftkit draws its own progress bars and reports; keep transformers' load reports and tqdm bars quiet.
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TQDM_DISABLE", "1")
 
 # Modules that add commands to the app, in the order --help lists them.
 COMMAND_MODULES: list[str] = [
@@ -51,7 +56,8 @@ def _global_options(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or status lines."),
 ) -> None:
     _state["debug"] = debug
-    set_quiet(quiet)
+    if quiet:
+        set_quiet(True)
 
 
 for _name in COMMAND_MODULES:
