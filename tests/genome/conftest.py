@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,14 @@ from graftkit.genome import trace  # noqa: E402
 from graftkit.zoo import tiny  # noqa: E402
 
 IDS = torch.zeros(2, 5, dtype=torch.long)
+USER_CACHE = os.environ.get("GRAFTKIT_CACHE")  # the real models' genomes may use the user's cache
+
+
+@pytest.fixture(autouse=True)
+def genome_cache(tmp_path_factory, monkeypatch):
+    """One genome cache for the whole session: the tiny checkpoints recur across tests
+    (same config and header, same cache entry), as they would for a user."""
+    monkeypatch.setenv("GRAFTKIT_CACHE", str(tmp_path_factory.getbasetemp() / "genome-cache"))
 
 
 @pytest.fixture(scope="session")

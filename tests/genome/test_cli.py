@@ -15,11 +15,6 @@ def llamas(tmp_path_factory):
         save_tiny("llama", root / "w", hidden_size=64)
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("GRAFTKIT_CACHE", str(tmp_path_factory.getbasetemp() / "cli-cache"))
-
-
 def test_inspect_json_has_signature_parameters_and_genes(llamas, capsys):
     assert main(["inspect", str(llamas[0]), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

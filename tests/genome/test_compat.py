@@ -27,11 +27,6 @@ def berts(tmp_path_factory):
     return {"a": a, "wide": wide, "prefixed": prefixed, "state_b": state}
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("GRAFTKIT_CACHE", str(tmp_path_factory.getbasetemp() / "genome-cache"))
-
-
 def test_renamed_checkpoint_is_compatible_and_mapped(berts):
     report = check_models([berts["a"], berts["prefixed"]])
     assert report.compatible, report.describe()

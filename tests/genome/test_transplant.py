@@ -28,8 +28,7 @@ def _spec(root, name, body):
     return path
 
 
-def test_layers_from_two_models_and_the_head_of_one(folders, monkeypatch, tmp_path):
-    monkeypatch.setenv("GRAFTKIT_CACHE", str(tmp_path / "cache"))
+def test_layers_from_two_models_and_the_head_of_one(folders, tmp_path):
     root = folders["root"]
     spec = _spec(root, "mix", {"models": {"A": "a", "B": "b"}, "base": "A", "head": "B",
                                "layers": [{"model": "A", "range": [0, 1]}, {"model": "B", "range": [1, 2]}]})
@@ -45,8 +44,7 @@ def test_layers_from_two_models_and_the_head_of_one(folders, monkeypatch, tmp_pa
         assert torch.equal(got[name], b[name])
 
 
-def test_identity_transplant_reproduces_the_model(folders, monkeypatch, tmp_path):
-    monkeypatch.setenv("GRAFTKIT_CACHE", str(tmp_path / "cache"))
+def test_identity_transplant_reproduces_the_model(folders, tmp_path):
     spec = _spec(folders["root"], "same", {"models": {"A": "a"}, "layers": [{"model": "A", "range": [0, 2]}]})
     transplant(spec, tmp_path / "out")
     ids = torch.randint(0, 128, (2, 6))
@@ -54,8 +52,7 @@ def test_identity_transplant_reproduces_the_model(folders, monkeypatch, tmp_path
     assert torch.equal(AutoModelForCausalLM.from_pretrained(tmp_path / "out")(ids).logits, want)
 
 
-def test_a_layer_with_another_gene_is_refused_before_writing(folders, monkeypatch, tmp_path):
-    monkeypatch.setenv("GRAFTKIT_CACHE", str(tmp_path / "cache"))
+def test_a_layer_with_another_gene_is_refused_before_writing(folders, tmp_path):
     spec = _spec(folders["root"], "bad", {"models": {"A": "a", "C": "c"},
                                           "layers": [{"model": "A", "range": [0, 1]}, {"model": "C", "range": [1, 2]}]})
     with pytest.raises(ValidationError, match=r"output layer 1 <- C layer 1 \(model.layers.1, LlamaDecoderLayer"):

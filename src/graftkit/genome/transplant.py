@@ -105,8 +105,6 @@ def _part_gene(genome: Genome, members: list[int]) -> tuple[str, list[int]]:
 
 def plan_transplant(spec: dict[str, Any]) -> TransplantPlan:
     """Check every block of the spec against the output architecture; raise before writing."""
-    from graftkit.genome.checkpoint import build_for_checkpoint
-    from graftkit.genome.decompose import trace
     from graftkit.io import Checkpoint
 
     models: dict[str, str] = spec["models"]
@@ -131,9 +129,8 @@ def plan_transplant(spec: dict[str, Any]) -> TransplantPlan:
             raise ArchitectureError(f"{models[base]}/config.json has no layer count ({', '.join(_LAYER_KEYS)})")
         config[key] = len(sources)
         if isinstance(config.get("layer_types"), list):
-            config["layer_types"] = [genomes[m].genome and _layer_type(models[m], j) for m, j in sources]
-        target_model, _, _, _ = _target_model(config, genomes[base].model_class)
-    target = trace(target_model)
+            config["layer_types"] = [_layer_type(models[m], j) for m, j in sources]
+    target = _target_genome(config, genomes[base].model_class)
     target_layers = layer_stack(target, "output")
     if len(target_layers) != len(sources):
         raise ArchitectureError(f"the output architecture traced {len(target_layers)} layers, expected {len(sources)}")
@@ -174,11 +171,21 @@ def _layer_type(path: str, j: int) -> Any:
     return config["layer_types"][j]
 
 
-def _target_model(config: dict[str, Any], class_name: str):
-    from graftkit.genome.checkpoint import _hf_config
+def _target_genome(config: dict[str, Any], class_name: str) -> Genome:
+    """The output architecture's genome, traced from its config (cached like a checkpoint's)."""
+    from graftkit.genome.checkpoint import _hf_config, _write_cache, cache_dir, cache_key
+    from graftkit.genome.decompose import trace
     from graftkit.genome.hf import meta_model
 
-    return meta_model(_hf_config(config), class_name), None, None, None
+    file = cache_dir() / f"{cache_key(config, [('target', class_name)])}.json"
+    if file.is_file():
+        try:
+            return Genome.from_json(json.loads(file.read_text())["genome"])
+        except (ValueError, KeyError):  # a damaged entry is traced again
+            pass
+    genome = trace(meta_model(_hf_config(config), class_name))
+    _write_cache(file, CheckpointGenome("<transplant target>", genome, class_name))
+    return genome
 
 
 def _map_params(plan: TransplantPlan, model: str, out_params: list[int], target: Genome,
