@@ -32,6 +32,7 @@ COMMAND_MODULES: list[str] = [
     "graftkit.cli.transplant",
     "graftkit.cli.align",
     "graftkit.cli.data",
+    "graftkit.cli.fuse",
 ]
 
 app = typer.Typer(
