@@ -227,10 +227,10 @@ class _Builder:
         return (self.arg(values["self"]), ("i", dim), ("i", start), ("i", end), ("i", values.get("step") or 1))
 
     def _foldable(self, node, op, args) -> bool:
-        if any(word in op for word in _NOT_FOLDABLE):
-            return False
         refs = _refs(args)
         if any(r not in self.const for r in refs):
+            return False
+        if any(word in op for word in _NOT_FOLDABLE):
             return False
         val = node.meta.get("val")
         if isinstance(val, torch.Tensor) and val.numel() > _MAX_FOLD_ELEMENTS:

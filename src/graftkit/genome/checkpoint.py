@@ -28,22 +28,37 @@ def cache_dir() -> Path:
 
 @dataclass
 class CheckpointGenome:
-    """A checkpoint's genome with its parameter names as the checkpoint spells them."""
+    """A checkpoint's signature and parameter names by canonical id (as the checkpoint spells
+    them); the full genome (nodes) is loaded from the cache only when asked for."""
 
     path: str
-    genome: Genome
+    signature: str
+    param_names: dict[int, list[str]]
     model_class: str
     missing: list[str] = field(default_factory=list)  # model parameters the checkpoint lacks
     extra: list[str] = field(default_factory=list)  # checkpoint tensors the model does not use
     cached: bool = False
+    _genome: Genome | None = None
+    _genome_file: Path | None = None
+
+    @classmethod
+    def of(cls, path: str, genome: Genome, model_class: str, missing=(), extra=()) -> CheckpointGenome:
+        return cls(path, genome.signature, genome.param_names, model_class, list(missing), list(extra),
+                   _genome=genome)
 
     @property
-    def signature(self) -> str:
-        return self.genome.signature
+    def genome(self) -> Genome:
+        if self._genome is None:
+            self._genome = Genome.from_json(json.loads(self._genome_file.read_text()))
+        return self._genome
+
+    def head(self) -> dict[str, Any]:
+        return {"path": self.path, "signature": self.signature, "model_class": self.model_class,
+                "missing": self.missing, "extra": self.extra,
+                "param_names": {str(k): v for k, v in self.param_names.items()}}
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "model_class": self.model_class, "missing": self.missing,
-                "extra": self.extra, "genome": self.genome.to_json()}
+        return {**self.head(), "genome": self.genome.to_json()}
 
 
 def _header(ck: Any) -> list[tuple[str, tuple, str]]:
@@ -51,10 +66,9 @@ def _header(ck: Any) -> list[tuple[str, tuple, str]]:
 
 
 def cache_key(config: dict[str, Any], header: list) -> str:
-    import torch
-    import transformers
+    from importlib.metadata import version
 
-    blob = json.dumps([FORMAT_VERSION, torch.__version__, transformers.__version__,
+    blob = json.dumps([FORMAT_VERSION, version("torch"), version("transformers"),
                        {k: v for k, v in config.items() if k not in ("_name_or_path", "transformers_version")},
                        header], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -134,32 +148,47 @@ def checkpoint_genome(path: str | Path, *, use_cache: bool = True) -> Checkpoint
     with Checkpoint.open(path) as ck:
         config = ck.config or {}
         key = cache_key(config, _header(ck))
-        file = cache_dir() / f"{key}.json"
-        if use_cache and file.is_file():
-            try:
-                data = json.loads(file.read_text())
-                return CheckpointGenome(str(path), Genome.from_json(data["genome"]), data["model_class"],
-                                        data["missing"], data["extra"], cached=True)
-            except (ValueError, KeyError):  # a damaged cache entry is rebuilt
-                pass
+        if use_cache and (hit := read_cache(key)) is not None:
+            hit.path = str(path)
+            return hit
         from graftkit.genome.decompose import trace
 
         model, mapping, missing, extra = build_for_checkpoint(ck)
         genome = trace(model)
     genome.param_names = {pid: [mapping[n] for n in names if n in mapping] or names
                           for pid, names in genome.param_names.items()}
-    result = CheckpointGenome(str(path), genome, type(model).__name__, missing, extra)
+    result = CheckpointGenome.of(str(path), genome, type(model).__name__, missing, extra)
     if use_cache:
-        _write_cache(file, result)
+        write_cache(key, result)
     return result
 
 
-def _write_cache(file: Path, result: CheckpointGenome) -> None:
+def read_cache(key: str) -> CheckpointGenome | None:
+    """The cached entry for ``key`` (its small head only), or None."""
+    head, full = cache_dir() / f"{key}.json", cache_dir() / f"{key}.genome.json"
+    if not (head.is_file() and full.is_file()):
+        return None
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(result.to_json(), fh, separators=(",", ":"))
-        os.replace(tmp, file)
+        data = json.loads(head.read_text())
+        return CheckpointGenome(data["path"], data["signature"],
+                                {int(k): v for k, v in data["param_names"].items()}, data["model_class"],
+                                data["missing"], data["extra"], cached=True, _genome_file=full)
+    except (ValueError, KeyError):  # a damaged entry is traced again
+        return None
+
+
+def write_cache(key: str, result: CheckpointGenome) -> None:
+    """Write the full genome, then the head that makes the entry visible."""
+    try:
+        _atomic_json(cache_dir() / f"{key}.genome.json", result.genome.to_json())
+        _atomic_json(cache_dir() / f"{key}.json", result.head())
     except OSError:  # a read-only cache only costs speed
         pass
+
+
+def _atomic_json(file: Path, data: Any) -> None:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, separators=(",", ":"))
+    os.replace(tmp, file)

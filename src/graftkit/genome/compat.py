@@ -36,25 +36,24 @@ class CompatReport:
 def check_models(paths: list[str | Path], *, use_cache: bool = True) -> CompatReport:
     """Compare the genome signatures of the checkpoints at ``paths`` (cached per checkpoint)."""
     genomes = [checkpoint_genome(p, use_cache=use_cache) for p in paths]
-    first = genomes[0].genome
     sigs = [g.signature for g in genomes]
     compatible = all(s == sigs[0] for s in sigs)
-    diffs: list[GenomeDiff | None] = [None]
+    diffs: list[GenomeDiff | None] = []
     maps: list[dict[str, str]] = []
     for g in genomes:
         if g.signature == sigs[0]:
-            diffs.append(None) if g is not genomes[0] else None
-            maps.append(_map(g.genome, first))
-        else:
-            diffs.append(diff(first, g.genome))
+            diffs.append(None)
+            maps.append(_map(g.param_names, genomes[0].param_names))
+        else:  # only now are the full graphs read (from the cache)
+            diffs.append(diff(genomes[0].genome, g.genome))
             maps.append({})
-    return CompatReport([str(p) for p in paths], sigs, compatible, maps, diffs[: len(paths)], genomes)
+    return CompatReport([str(p) for p in paths], sigs, compatible, maps, diffs, genomes)
 
 
-def _map(a, b) -> dict[str, str]:
+def _map(a: dict[int, list[str]], b: dict[int, list[str]]) -> dict[str, str]:
     out = {}
-    for pid, names in a.param_names.items():
-        target = b.param_names.get(pid)
+    for pid, names in a.items():
+        target = b.get(pid)
         if target:
             for name in names:
                 out[name] = target[0]

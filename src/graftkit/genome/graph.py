@@ -99,9 +99,11 @@ class Genome:
             "param_names": {str(k): v for k, v in self.param_names.items()},
             "buffer_names": {str(k): v for k, v in self.buffer_names.items()},
             "unused": self.unused,
+            "stacks": (stacks := _stack_table(self.nodes)),
             "nodes": [
                 [n.kind, n.op, _jsonable(n.args), [list(d) if isinstance(d, tuple) else d for d in n.shape],
-                 n.dtype, n.index, n.value, [list(s) for s in n.stack]]
+                 n.dtype, n.index, n.value, stacks_index[n.stack]]
+                for stacks_index in [{tuple(tuple(x) for x in st): i for i, st in enumerate(stacks)}]
                 for n in self.nodes
             ],
         }
@@ -109,8 +111,9 @@ class Genome:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Genome:
         nodes = []
+        stacks = [tuple(tuple(x) for x in st) for st in data.get("stacks", [])]
         for kind, op, args, shape, dtype, index, value, stack in data["nodes"]:
-            stack_t = tuple(tuple(s) for s in stack)
+            stack_t = stacks[stack] if isinstance(stack, int) else tuple(tuple(s) for s in stack)
             nodes.append(GNode(kind, op, _tupled(args), tuple(tuple(d) if isinstance(d, list) else d for d in shape),
                                dtype, index, value, stack_t[-1][0] if stack_t else "",
                                stack_t[-1][1] if stack_t else "", stack_t))
@@ -128,6 +131,14 @@ class Genome:
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), separators=(",", ":"))
+
+
+def _stack_table(nodes: list[GNode]) -> list[list[list[str]]]:
+    """Each distinct module stack once (nodes refer to it by position): keeps the JSON small."""
+    seen: dict[tuple, int] = {}
+    for n in nodes:
+        seen.setdefault(n.stack, len(seen))
+    return [[list(x) for x in st] for st in seen]
 
 
 def _jsonable(args: Any) -> Any:

@@ -173,18 +173,15 @@ def _layer_type(path: str, j: int) -> Any:
 
 def _target_genome(config: dict[str, Any], class_name: str) -> Genome:
     """The output architecture's genome, traced from its config (cached like a checkpoint's)."""
-    from graftkit.genome.checkpoint import _hf_config, _write_cache, cache_dir, cache_key
+    from graftkit.genome.checkpoint import _hf_config, cache_key, read_cache, write_cache
     from graftkit.genome.decompose import trace
     from graftkit.genome.hf import meta_model
 
-    file = cache_dir() / f"{cache_key(config, [('target', class_name)])}.json"
-    if file.is_file():
-        try:
-            return Genome.from_json(json.loads(file.read_text())["genome"])
-        except (ValueError, KeyError):  # a damaged entry is traced again
-            pass
+    key = cache_key(config, [("target", class_name)])
+    if (hit := read_cache(key)) is not None:
+        return hit.genome
     genome = trace(meta_model(_hf_config(config), class_name))
-    _write_cache(file, CheckpointGenome("<transplant target>", genome, class_name))
+    write_cache(key, CheckpointGenome.of("<transplant target>", genome, class_name))
     return genome
 
 
