@@ -2,7 +2,7 @@
 
 Writes three synthetic llama checkpoints with TinyLlama's shapes (hidden 2048, MLP 5632,
 22 layers, 32 heads / 4 KV heads, vocab 32000, untied head; 1.1B parameters, bf16,
-2.2 GB each): a random base and two perturbed copies. Then, with every file in the page
+2.2 GB each): a pseudo-random base and two perturbed copies. Then, with every file in the page
 cache, runs in fresh processes: the I/O floor (read every tensor of the inputs once with
 safetensors and write an output of the same size with safetensors alone), and
 ``graft merge`` / ``mergekit-yaml`` on a linear merge of the two copies and a TIES merge
@@ -63,24 +63,34 @@ def shapes() -> dict[str, tuple[int, ...]]:
 
 
 def write_models(work: Path) -> list[Path]:
-    """Base (seed 0) and two copies with 1% perturbations, streamed tensor by tensor."""
+    """Base and two perturbed copies, streamed tensor by tensor.
+
+    Values are cheap to make (generating 3.3e9 normal numbers would take longer than the
+    merges): each tensor tiles a seeded 1M-entry random block with a per-tensor shift; the
+    copies add 1% of the base rolled by one entry (ft1) or two (ft2), so their task
+    vectors differ in sign and magnitude across entries, as real fine-tunes do.
+    """
     import torch
 
     from graftkit.io import CheckpointWriter, TensorInfo
 
     spec = shapes()
     layout = [TensorInfo(n, s, torch.bfloat16) for n, s in spec.items()]
+    block = torch.randn(1 << 20, generator=torch.Generator().manual_seed(0)) * 0.02
     folders = []
     for k, name in enumerate(("base", "ft1", "ft2")):
         folder = work / name
         with CheckpointWriter(folder, max_shard_size="5GB", layout=layout) as w:
             for j, (tname, shape) in enumerate(spec.items()):
-                base = torch.Generator().manual_seed(j)
-                t = torch.randn(shape, generator=base) * (1.0 if len(shape) == 1 else 0.02)
+                n = 1
+                for d in shape:
+                    n *= d
+                flat = block.roll(j * 7919).repeat(n // block.numel() + 1)[:n]
+                if len(shape) == 1:
+                    flat = 1.0 + flat
                 if k:
-                    noise = torch.Generator().manual_seed(1000 * k + j)
-                    t += torch.randn(shape, generator=noise) * 0.0002
-                w.write(tname, t.to(torch.bfloat16))
+                    flat = flat + 0.01 * flat.roll(k)
+                w.write(tname, flat.reshape(shape).to(torch.bfloat16))
             w.write_json("config.json", TINYLLAMA)
         folders.append(folder)
     return folders

@@ -173,12 +173,14 @@ def test_output_dtype_and_shards(llama_family, tmp_path):
 
 @pytest.mark.parametrize("method", ["linear", "ties"])
 def test_block_merge_equals_whole_merge(llama_family, tmp_path, monkeypatch, method):
+    """Huge tensors are merged in row blocks (TIES with a first pass for its trim thresholds)."""
     from graftkit.merge import chunking
 
     b, f1, f2, _ = llama_family
-    text = (f"merge_method: {method}\nbase_model: {b}\nmodels:\n  - model: {f1}\n    parameters: {{weight: 0.3}}\n"
-            f"  - model: {f2}\n    parameters: {{weight: [0.2, 0.9]}}\n")
+    text = (f"merge_method: {method}\nbase_model: {b}\nmodels:\n  - model: {f1}\n    parameters: {{weight: 0.3, density: 0.4}}\n"
+            f"  - model: {f2}\n    parameters: {{weight: [0.2, 0.9], density: 0.7}}\n")
     if method == "linear":
+        text = text.replace(", density: 0.4", "").replace(", density: 0.7", "")
         text += f"  - model: {b}\n    parameters: {{weight: 0.5}}\n"
     merge(text, tmp_path / "whole", check=False)
     monkeypatch.setattr(chunking, "MIN_BYTES", 0)
@@ -190,7 +192,12 @@ def test_block_merge_equals_whole_merge(llama_family, tmp_path, monkeypatch, met
     merge(text, tmp_path / "blocks", check=False)
     assert len(blocks) > 10
     whole, parts = load_tensors(tmp_path / "whole"), load_tensors(tmp_path / "blocks")
-    assert all(torch.equal(whole[k], parts[k]) for k in whole)
+    for k in whole:
+        assert torch.allclose(whole[k], parts[k], atol=1e-6, rtol=0), k
+    if method == "ties":  # the trim kept the same entries
+        base = load_tensors(b)
+        for k in whole:
+            assert torch.equal(whole[k] == base[k], parts[k] == base[k]), k
 
 
 def test_modules_are_tensor_prefixes(llama_family, tmp_path):

@@ -2,10 +2,15 @@
 
 An embedding matrix of a 1B model is 131 MB in bf16 per input and four times that once
 a method works in float32 over three inputs. Methods whose result at each entry depends
-only on the inputs at that entry (and on per-tensor constants that do not change between
-row blocks) give the same result when run block by block: linear, passthrough, nearswap,
-and task_arithmetic / ties without sparsification (density 1). For those, large tensors
-are read, checked and merged a block of rows at a time, straight into the output tensor.
+only on the inputs at that entry give the same result when run block by block: linear,
+passthrough, nearswap, task_arithmetic. For those, large tensors are read, checked and
+merged a block of rows at a time, straight into the output tensor.
+
+TIES also qualifies once its trim is known: a first pass over the blocks collects each
+task vector's magnitudes (one float32 buffer, freed before the merge) and finds the
+k-th largest, the same threshold and index-order tie-break as the method's own
+``top_k_mask``; the second pass applies those masks per block and merges the trimmed
+inputs with density 1 (equal to the whole-tensor merge up to float rounding).
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ if TYPE_CHECKING:
 
 BLOCK_BYTES = 16 * 1024**2  # per input, per block
 MIN_BYTES = 64 * 1024**2  # tensors smaller than this are merged whole
-_ELEMENTWISE = {"linear", "passthrough", "nearswap"}
-_ELEMENTWISE_WITHOUT_PRUNING = {"task_arithmetic", "ties"}
+_ELEMENTWISE = {"linear", "passthrough", "nearswap", "task_arithmetic"}
+_MAGNITUDE_TRIMMED = {"ties"}
 
 
 def row_separable(plan: "MergePlan", task: "TensorTask") -> bool:
@@ -38,8 +43,8 @@ def row_separable(plan: "MergePlan", task: "TensorTask") -> bool:
     name = plan.method.name
     if name in _ELEMENTWISE:
         return True
-    if name in _ELEMENTWISE_WITHOUT_PRUNING:
-        return all(float(mp.get("density", 1.0)) >= 1.0 for mp in task.model_params)
+    if name in _MAGNITUDE_TRIMMED:
+        return task.base_index is not None and not task.params.get("rescale", False)
     return False
 
 
@@ -54,33 +59,90 @@ def merge_in_blocks(plan: "MergePlan", task: "TensorTask", seed: int, nan: str, 
     rows = task.shape[0]
     row_bytes = max(1, task.nbytes // rows) * 2  # float32 work per row is at most twice a half-precision row
     step = max(1, BLOCK_BYTES // row_bytes)
+    blocks = [(a, min(rows, a + step)) for a in range(0, rows, step)]
     out = torch.empty(task.shape, dtype=task.dtype)
     slots = [task.inputs[task.copy_from]] if task.copy_from is not None else task.inputs
-    for start in range(0, rows, step):
-        stop = min(rows, start + step)
-        cache: dict[tuple[int, str], torch.Tensor] = {}
-        block = []
-        for inp in slots:
-            key = (inp.source, inp.name)
-            if key not in cache:
-                t = plan.sources[inp.source].read_rows(inp.name, start, stop)
-                if plan.compute_dtype is not None and t.is_floating_point():
-                    t = t.to(plan.compute_dtype)
-                if t.is_floating_point() and not torch.isfinite(t).all():
-                    where = f"tensor {inp.name} of {plan.sources[inp.source].label}"
-                    if nan == "fail":
-                        raise MergeError(f"{where} holds NaN or infinite values",
-                                         hint="fix the input, or pass --nan warn to merge anyway")
-                    if where not in nan_tensors:
-                        nan_tensors.append(where)
-                cache[key] = t
-            block.append(cache[key])
-        sub = _block_task(task, stop - start)
+    trims = _trims(plan, task, blocks, slots) if plan.method.name in _MAGNITUDE_TRIMMED and task.copy_from is None else {}
+    sub_params = [dict(mp, density=1.0) if i in trims else mp for i, mp in enumerate(task.model_params)]
+    for start, stop in blocks:
+        block = _read_block(plan, slots, start, stop, nan, nan_tensors)
+        if trims:
+            base = block[task.base_index].float()
+            block = [base + trims[i].apply(t.float() - base) if i in trims else t for i, t in enumerate(block)]
+        sub = _block_task(task, stop - start, sub_params)
         out[start:stop] = merge_task(plan, sub, block, seed)
     return out
 
 
-def _block_task(task: "TensorTask", rows: int) -> "TensorTask":
+def _read_block(plan: "MergePlan", slots, start: int, stop: int, nan: str, nan_tensors: list[str]) -> list[torch.Tensor]:
+    cache: dict[tuple[int, str], torch.Tensor] = {}
+    block = []
+    for inp in slots:
+        key = (inp.source, inp.name)
+        if key not in cache:
+            t = plan.sources[inp.source].read_rows(inp.name, start, stop)
+            if plan.compute_dtype is not None and t.is_floating_point():
+                t = t.to(plan.compute_dtype)
+            if t.is_floating_point() and not torch.isfinite(t).all():
+                where = f"tensor {inp.name} of {plan.sources[inp.source].label}"
+                if nan == "fail":
+                    raise MergeError(f"{where} holds NaN or infinite values",
+                                     hint="fix the input, or pass --nan warn to merge anyway")
+                if where not in nan_tensors:
+                    nan_tensors.append(where)
+            cache[key] = t
+        block.append(cache[key])
+    return block
+
+
+class _Trim:
+    """The TIES trim of one task vector: keep |d| > threshold, and the first ``ties`` entries equal to it."""
+
+    def __init__(self, threshold: float, ties: int) -> None:
+        self.threshold = threshold
+        self.ties_left = ties
+
+    def apply(self, delta: torch.Tensor) -> torch.Tensor:
+        mag = delta.abs()
+        keep = mag > self.threshold
+        if self.ties_left > 0:
+            equal = (mag == self.threshold).reshape(-1)
+            order = torch.cumsum(equal.to(torch.int64), 0)
+            admit = equal & (order <= self.ties_left)
+            self.ties_left -= int(admit.sum())
+            keep = keep | admit.reshape(mag.shape)
+        return delta * keep
+
+
+def _trims(plan: "MergePlan", task: "TensorTask", blocks, slots) -> dict[int, _Trim]:
+    """Pass 1: each task vector's magnitude threshold over the whole tensor, as ``sparsify.top_k_mask``."""
+    n = 1
+    for d in task.shape:
+        n *= d
+    trims = {}
+    for i, mp in enumerate(task.model_params):
+        density = float(mp.get("density", 1.0))
+        if i == task.base_index or density >= 1.0:
+            continue
+        k = max(1, int(density * n)) if density > 0 else 0
+        if k == 0:
+            trims[i] = _Trim(float("inf"), 0)
+            continue
+        mags = torch.empty(n, dtype=torch.float32)
+        at = 0
+        for start, stop in blocks:
+            pair = _read_block(plan, [slots[task.base_index], slots[i]], start, stop, "warn", [])
+            d = (pair[1].float() - pair[0].float()).abs().reshape(-1)
+            mags[at:at + d.numel()] = d
+            at += d.numel()
+        threshold = torch.kthvalue(mags, n - k + 1).values
+        ties = k - int((mags > threshold).sum())
+        del mags
+        trims[i] = _Trim(float(threshold), ties)
+    return trims
+
+
+def _block_task(task: "TensorTask", rows: int, model_params: list[dict]) -> "TensorTask":
     from dataclasses import replace
 
-    return replace(task, shape=(rows, *task.shape[1:]))
+    return replace(task, shape=(rows, *task.shape[1:]), model_params=model_params)
