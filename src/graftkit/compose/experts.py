@@ -83,6 +83,8 @@ class ExpertModel:
         self._tuple_output: bool | None = None
         self._recording = LayerContext()
         self._real_layers: nn.ModuleList | None = None
+        self._frozen = False
+        self._layers: nn.ModuleList | None = None
 
     # ------------------------------------------------------------------ lazy parts
     @property
@@ -137,9 +139,11 @@ class ExpertModel:
         """The model, loaded on first access (float32, eval mode, every parameter frozen)."""
         if self._model is None:
             self._model = self._model_class().from_pretrained(self.folder, dtype=torch.float32, trust_remote_code=False)
-        self._model.eval()
-        for p in self._model.parameters():
-            p.requires_grad_(False)
+        if not self._frozen:  # once: this property is read on every layer call
+            self._model.eval()
+            for p in self._model.parameters():
+                p.requires_grad_(False)
+            self._frozen = True
         return self._model
 
     @property
@@ -175,7 +179,9 @@ class ExpertModel:
     # ------------------------------------------------------------------ running
     @property
     def layers(self) -> nn.ModuleList:
-        return get_module(self.model, self.info.layers_path)  # type: ignore[return-value]
+        if self._layers is None:
+            self._layers = get_module(self.model, self.info.layers_path)  # type: ignore[assignment]
+        return self._layers  # type: ignore[return-value]
 
     @property
     def hidden_size(self) -> int:
@@ -196,6 +202,7 @@ class ExpertModel:
         recorders = nn.ModuleList([_Recorder(self, i, up_to) for i in range(len(original))])
         self._recording = LayerContext()
         self._real_layers = original
+        self._layers = original
         kwargs: dict[str, Any] = {"attention_mask": attention_mask}
         if input_ids is None:
             batch = 1 if attention_mask is None else attention_mask.shape[0]
