@@ -60,7 +60,10 @@ def image_data(name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tor
     ys = [p.labels for p in parts]
     x = torch.cat(xs)
     y = torch.cat([torch.as_tensor(v) for v in ys])
-    return x, y, ds.test.images, torch.as_tensor(ds.test.labels)
+    # a fixed shuffle of the test set, so that its first N images are a fair sample
+    # (Fashion-MNIST's test file is ordered by class)
+    order = torch.randperm(len(ds.test.labels), generator=torch.Generator().manual_seed(0))
+    return x, y, ds.test.images[order], torch.as_tensor(ds.test.labels)[order]
 
 
 def write_result(name: str, payload: dict, line: str) -> None:

@@ -78,11 +78,11 @@ def cca_align(model_a: nn.Module, model_b: nn.Module, batches: Iterable[Any], ep
     """A copy of chain model B with every hidden group mapped into A's basis by CCA."""
     spec = chain_spec(model_a)
     check_same_shapes(spec, state_tensors(model_a), state_tensors(model_b))
-    all_sites = sorted({s for g in spec.groups for s in spec.sites[g]})
-    covs = _covariances(model_a, model_b, all_sites, list(batches))
+    group_sites = {g: sorted({spec.repair_sites[g], *spec.sites[g]}) for g in spec.groups}
+    covs = _covariances(model_a, model_b, sorted({s for v in group_sites.values() for s in v}), list(batches))
     transforms = {}
-    for g in spec.groups:  # samples before and after the activation, pooled
-        pooled = {k: sum(covs[s][k] for s in spec.sites[g]) for k in ("aa", "bb", "ab")}
+    for g, sites in group_sites.items():  # samples before and after the activation, pooled
+        pooled = {k: sum(covs[s][k] for s in sites) for k in ("aa", "bb", "ab")}
         transforms[g] = cca_transform(pooled, eps)
     out = copy.deepcopy(model_b)
     params = dict(out.named_parameters())

@@ -66,7 +66,7 @@ def chain_spec(model: nn.Module) -> PermutationSpec:
                 out = m.out_features if isinstance(m, nn.Linear) else m.out_channels
                 groups[name] = Group(name, out)
                 out_ref = AxisRef(name)
-                sites[name] = [path]  # pre-activation: informative even for dead ReLU units
+                sites[name] = [path]
                 repair_sites[name] = path
             extra = (None, None) if isinstance(m, nn.Conv2d) else ()
             axes[f"{prefix}weight"] = (out_ref, in_ref, *extra)
@@ -79,13 +79,13 @@ def chain_spec(model: nn.Module) -> PermutationSpec:
                 if torch.is_floating_point(t):
                     axes[f"{prefix}{pname}"] = (ref,)
             if current:
-                sites[current].append(path)
+                sites[current] = [path]
                 repair_sites[current] = path
         elif isinstance(m, nn.Flatten):
             flatten_pending = True
         elif isinstance(m, _PASSTHROUGH):
-            if current and not isinstance(m, (nn.Dropout, nn.Identity)) and sites[current][-1] != path:
-                sites[current].append(path)
+            if current and not isinstance(m, (nn.Dropout, nn.Identity)):
+                sites[current] = [path]  # what the next layer reads (after the activation)
         elif any(True for _ in m.parameters(recurse=False)):
             raise AlignmentError(
                 f"module {path} ({type(m).__name__}) has weights the chain spec does not know",
