@@ -53,3 +53,15 @@ def test_smollm2_equals_a_renamed_copy_and_differs_from_gemma3():
     assert not d.equal
     text = d.describe("SmolLM2", "gemma-3")
     assert "(49152, 576) vs (262144, 640)" in text and "model.embed_tokens.weight" in text
+
+
+@pytest.mark.parametrize("name", ["all-MiniLM-L6-v2", "all-mpnet-base-v2"])
+def test_encoder_zoo_models_trace_from_their_checkpoints(name):
+    from graftkit.genome.compat import check_models
+
+    report = check_models([_zoo(name)])
+    found = report.genomes[0]
+    assert found.signature.startswith("gk1-") and not found.missing
+    # all-mpnet-base-v2's config says MPNetForMaskedLM but its weights are MPNetModel's
+    assert found.model_class in ("BertModel", "MPNetModel")
+    assert found.genome.dynamic
