@@ -154,7 +154,16 @@ def checkpoint_genome(path: str | Path, *, use_cache: bool = True) -> Checkpoint
         from graftkit.genome.decompose import trace
 
         model, mapping, missing, extra = build_for_checkpoint(ck)
-        genome = trace(model)
+        # the graph depends on the config and class only: a copy with other tensor names
+        # (another prefix, another dtype on disk) reuses it and only maps its names
+        graph_key = cache_key(config, [("graph", type(model).__name__)])
+        graph = read_cache(graph_key) if use_cache else None
+        if graph is not None:
+            genome = graph.genome
+        else:
+            genome = trace(model)
+            if use_cache:
+                write_cache(graph_key, CheckpointGenome.of("<graph>", genome, type(model).__name__))
     genome.param_names = {pid: [mapping[n] for n in names if n in mapping] or names
                           for pid, names in genome.param_names.items()}
     result = CheckpointGenome.of(str(path), genome, type(model).__name__, missing, extra)
