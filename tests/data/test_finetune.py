@@ -112,8 +112,8 @@ def test_minilm_short_finetune_beats_chance(tmp_path):
     from graftkit import zoo
 
     base = zoo.get("all-MiniLM-L6-v2")
-    ds = load_dataset("synthetic-sentiment")
-    result = finetune(base, ds, tmp_path / "minilm", FinetuneSettings(steps=30, batch_size=16, val_size=200))
-    assert result.value > 0.6
+    ds = load_dataset("synthetic-topic")
+    result = finetune(base, ds, tmp_path / "minilm", FinetuneSettings(steps=50, batch_size=16, lr=2e-4, val_size=200))
+    assert result.value > 0.5  # 4 balanced classes: chance is 0.25
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "minilm")
-    assert model.config.id2label == {0: "negative", 1: "positive"}
+    assert model.config.id2label == dict(enumerate(ds.label_names))

@@ -88,7 +88,7 @@ def finetune_command(
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps (default 300 text, 200 causal LM, 600 ViT)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (linear warm-up then decay)."),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per example or LM window (default 64)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per step (default 32 text, 8 causal LM, 64 ViT)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per step (default 16 text, 8 causal LM, 64 ViT)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the head init, data order and LM windows."),
     val: Optional[int] = typer.Option(None, "--val", help="Validation examples (tokens for LM) scored at the end; 0 = all."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads (default: the idle cores now)."),

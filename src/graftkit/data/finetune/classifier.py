@@ -28,7 +28,7 @@ def pad_batch(encoded: dict, idx: list[int], pad_id: int) -> dict[str, torch.Ten
     return out
 
 
-DEFAULTS = dict(steps=300, lr=1e-4, batch_size=32, max_length=64, val_size=1000)
+DEFAULTS = dict(steps=300, lr=1e-4, batch_size=16, max_length=64, val_size=1000)
 
 
 def train_classifier(base: Path, dataset: Dataset, out: Path, settings: FinetuneSettings, overwrite: bool = False,
