@@ -33,6 +33,7 @@ COMMAND_MODULES: list[str] = [
     "graftkit.cli.align",
     "graftkit.cli.data",
     "graftkit.cli.fuse",
+    "graftkit.cli.transfer",
 ]
 
 app = typer.Typer(
