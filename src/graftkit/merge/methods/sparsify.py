@@ -139,7 +139,10 @@ def della_magprune(
         )
     shape = delta.shape
     rows = delta.unsqueeze(0) if delta.dim() < 2 else delta
-    ranks = torch.argsort(torch.argsort(rows.abs(), dim=1), dim=1).to(rows.dtype) + 1
+    # rank of each entry in its row (1 = smallest): the inverse of the sorting permutation
+    order = torch.argsort(rows.abs(), dim=1)
+    positions = torch.arange(1, rows.shape[1] + 1, dtype=rows.dtype, device=rows.device).expand_as(order)
+    ranks = torch.empty_like(rows).scatter_(1, order, positions.contiguous())
     low = ranks.min(dim=1, keepdim=True).values
     high = ranks.max(dim=1, keepdim=True).values
     span = high - low
