@@ -60,10 +60,12 @@ def image_data(name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tor
     ys = [p.labels for p in parts]
     x = torch.cat(xs)
     y = torch.cat([torch.as_tensor(v) for v in ys])
-    # a fixed shuffle of the test set, so that its first N images are a fair sample
-    # (Fashion-MNIST's test file is ordered by class)
-    order = torch.randperm(len(ds.test.labels), generator=torch.Generator().manual_seed(0))
-    return x, y, ds.test.images[order], torch.as_tensor(ds.test.labels)[order]
+    # fixed shuffles, so that the first N images of a split are a fair sample
+    # (Fashion-MNIST's files are ordered by class)
+    gen = torch.Generator().manual_seed(0)
+    train_order = torch.randperm(len(y), generator=gen)
+    order = torch.randperm(len(ds.test.labels), generator=gen)
+    return x[train_order], y[train_order], ds.test.images[order], torch.as_tensor(ds.test.labels)[order]
 
 
 def write_result(name: str, payload: dict, line: str) -> None:

@@ -36,7 +36,8 @@ EPOCHS = {"mnist": 10, "fashion_mnist": 6}
 TRAIN_LIMIT = {"mnist": None, "fashion_mnist": 10000}
 STEPS = 11
 TEST_LIMIT = 2000  # the first 2000 test images: 66 evaluations per data set on 2 shared cores
-PROBE = 2000  # training images for activation matching, REPAIR and CCA
+PROBE = 5000  # training images for activation matching and CCA (512 units need many samples)
+REPAIR_PROBE = 2000  # training images for REPAIR statistics
 
 
 def run_dataset(name: str) -> dict:
@@ -51,6 +52,7 @@ def run_dataset(name: str) -> dict:
     test = batches(xt, yt)
     evaluate = lambda m: evaluate_classifier(m, test)  # noqa: E731
     probe = [xx for xx, _ in batches(x[:PROBE], y[:PROBE])]
+    repair_probe = [xx for xx, _ in batches(x[:REPAIR_PROBE], y[:REPAIR_PROBE])]
     spec = spec_for(a)
 
     wm = weight_matching(spec, state_tensors(a), state_tensors(b), seed=0)
@@ -61,7 +63,7 @@ def run_dataset(name: str) -> dict:
     sites = list(spec.repair_sites.values())
 
     def repaired(endpoint_b):
-        return lambda m, alpha: repair(m, [a, endpoint_b], [1 - alpha, alpha], sites, probe)
+        return lambda m, alpha: repair(m, [a, endpoint_b], [1 - alpha, alpha], sites, repair_probe)
 
     curves = [
         interpolation_curve(a, b, evaluate, STEPS, label="naive"),
