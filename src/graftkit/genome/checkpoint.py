@@ -161,6 +161,9 @@ def checkpoint_genome(path: str | Path, *, use_cache: bool = True) -> Checkpoint
         if graph is not None:
             genome = graph.genome
         else:
+            from graftkit.progress import status
+
+            status(f"tracing {type(model).__name__} of {path} (no weights read; cached afterwards)")
             genome = trace(model)
             if use_cache:
                 write_cache(graph_key, CheckpointGenome.of("<graph>", genome, type(model).__name__))
