@@ -16,6 +16,7 @@ Run: nice -n 10 timeout 3000 .venv/bin/python benchmarks/rebasin.py
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -55,7 +56,9 @@ def run_dataset(name: str) -> dict:
     repair_probe = [xx for xx, _ in batches(x[:REPAIR_PROBE], y[:REPAIR_PROBE])]
     spec = spec_for(a)
 
+    cpu0 = time.process_time()
     wm = weight_matching(spec, state_tensors(a), state_tensors(b), seed=0)
+    wm_cpu = time.process_time() - cpu0  # CPU time: wall time on the shared machine includes waiting
     b_wm = permute_model(b, spec, wm.perm)
     am = activation_matching(spec, a, b, probe)
     b_am = permute_model(b, spec, am.perm)
@@ -87,7 +90,8 @@ def run_dataset(name: str) -> dict:
         "train_images": len(x), "test_images": len(xt), "epochs": EPOCHS[name], "train_seconds": round(train_s, 1),
         "endpoint_A": {"loss": round(curves[0].losses[0], 4), "accuracy": curves[0].accuracies[0]},
         "endpoint_B": {"loss": round(curves[0].losses[-1], 4), "accuracy": curves[0].accuracies[-1]},
-        "weight_matching_seconds": round(wm.seconds, 3), "weight_matching_iterations": wm.iterations,
+        "weight_matching_seconds": round(wm.seconds, 3), "weight_matching_cpu_seconds": round(wm_cpu, 3),
+        "load_average": round(os.getloadavg()[0], 1), "weight_matching_iterations": wm.iterations,
         "weight_matching_converged": wm.converged, "activation_matching_seconds": round(am.seconds, 3),
         "methods": rows,
     }
@@ -140,11 +144,13 @@ def main() -> None:
     best_m = min(m["methods"][k]["barrier"] for k in ("weight matching", "activation matching"))
     red_f = f["methods"]["weight matching"]["barrier_reduction_vs_naive"]
     wm_s = max(m["weight_matching_seconds"], f["weight_matching_seconds"])
+    wm_cpu = max(m["weight_matching_cpu_seconds"], f["weight_matching_cpu_seconds"])
     pm = result["planted_minilm"]
     result["goals"] = {
         "mnist_barrier_after_matching_le_0.02": best_m <= 0.02,
         "fashion_barrier_reduction_ge_80pct": red_f >= 0.8,
         "weight_matching_le_2s": wm_s <= 2.0,
+        "weight_matching_cpu_le_2s": wm_cpu <= 2.0,
         "planted_recovered_100pct": pm["weight_matching"]["recovered_min"] == 1.0,
     }
     line = (
@@ -152,7 +158,8 @@ def main() -> None:
         f" / AM {m['methods']['activation matching']['barrier']:.4f} / WM+REPAIR "
         f"{m['methods']['weight matching + REPAIR']['barrier']:.4f} (goal <= 0.02); Fashion-MNIST naive "
         f"{f['methods']['naive']['barrier']:.3f} -> WM {f['methods']['weight matching']['barrier']:.4f} "
-        f"({100 * red_f:.0f}% lower, goal >= 80%); WM {wm_s:.2f} s (goal <= 2 s); planted MiniLM-L6 permutation "
+        f"({100 * red_f:.0f}% lower, goal >= 80%); WM {wm_s:.2f} s wall / {wm_cpu:.2f} s CPU on the shared machine "
+        f"(goal <= 2 s); planted MiniLM-L6 permutation "
         f"recovered {100 * pm['weight_matching']['recovered_min']:.0f}% (WM) / "
         f"{100 * pm['activation_matching']['recovered_min']:.0f}% (AM)"
     )
