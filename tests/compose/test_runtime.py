@@ -171,3 +171,23 @@ def test_fused_model_is_causal_with_a_bridged_expert(tiny_folders):
         whole = runtime(full).logits
         prefix = runtime(full[:, :2]).logits
     assert torch.allclose(whole[:, :2], prefix, atol=1e-5)
+
+
+def test_runtime_links_attend_to_a_model_of_another_width_and_tokenizer(tiny_folders):
+    a, g = str(tiny_folders["llama"]), str(tiny_folders["gpt2_char"])
+    base = {"models": [{"name": "a", "path": a}, {"name": "g", "path": g}], "layers": [[["a", 0]], [["a", 1]]]}
+    linked = MoLRuntime({**base, "links": [{"after_layer": 0, "model": "g", "layer": 1}]})
+    plain = MoLRuntime({**base, "models": base["models"][:1]})
+    assert linked.retokenized == {"g"} and linked.config.fingerprint() != plain.config.fingerprint()
+    enc = linked.tokenizer(["the cat sat", "a dog"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        before = linked(enc["input_ids"], enc["attention_mask"]).logits
+        assert torch.equal(before, plain(enc["input_ids"], enc["attention_mask"]).logits)  # gate 0: identity
+        linked.links[0].gate.fill_(1.0)
+        after = linked(enc["input_ids"], enc["attention_mask"]).logits
+    assert not torch.allclose(before, after)
+    assert any(p is linked.links[0].gate for p in linked.trainable_parameters()["adapters"])
+    with pytest.raises(CompositionError, match=r"expert 'g' has 2 layers.*layer 4 is out of range"):
+        MoLRuntime({**base, "links": [{"after_layer": 0, "model": "g", "layer": 4}]})
+    with pytest.raises(ConfigError, match="after_layer 5 is not a fused layer"):
+        MoLRuntime({**base, "links": [{"after_layer": 5, "model": "g", "layer": 0}]})

@@ -16,6 +16,8 @@ YAML (the seed's MoLConfig, made explicit)::
       - [[SmolLM2-135M-Instruct, 1], [poet, 1]]
     # or instead of layers: `max_layers: 30` fuses layer i of every model for i < max_layers
     retokenize: false              # experts with another tokenizer: refused unless true (see docs/compose.md)
+    links:                         # fusion units: after fused layer 1, attend to model poet's layer 5 output
+      - {after_layer: 1, model: poet, layer: 5, kind: cross_attention, options: {heads: 4}}
     entropy_weight: 0.0            # router losses added by the trainer
     balance_weight: 0.01
 """
@@ -31,7 +33,7 @@ from typing import Any
 from graftkit.errors import ConfigError
 
 _KEYS = {"models", "embedding_model", "head_model", "adapter_type", "adapter", "router_type", "router", "layers",
-         "max_layers", "retokenize", "entropy_weight", "balance_weight"}
+         "max_layers", "retokenize", "entropy_weight", "balance_weight", "links"}
 
 
 @dataclass
@@ -47,6 +49,7 @@ class MoLConfig:
     retokenize: bool = False
     entropy_weight: float = 0.0
     balance_weight: float = 0.01
+    links: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -69,6 +72,19 @@ class MoLConfig:
                                       hint=f"use one of {list(self.models)}")
                 if not isinstance(index, int) or isinstance(index, bool):
                     raise ConfigError(f"MoL config: fused layer {i}: layer index {index!r} of {name!r} is not an integer")
+
+        for i, link in enumerate(self.links):
+            missing = {"after_layer", "model", "layer"} - set(link)
+            extra = set(link) - {"after_layer", "model", "layer", "kind", "options"}
+            if missing or extra:
+                raise ConfigError(f"MoL config: link {i} {link!r}: " + (f"missing {sorted(missing)}" if missing else f"unknown {sorted(extra)}"),
+                                  hint="a link is {after_layer, model, layer, kind, options}")
+            if link["model"] not in self.models:
+                raise ConfigError(f"MoL config: link {i} names model {link['model']!r}, which is not under `models`")
+            if not 0 <= int(link["after_layer"]) < len(self.layers):
+                raise ConfigError(f"MoL config: link {i} after_layer {link['after_layer']} is not a fused layer (0..{len(self.layers) - 1})")
+            link.setdefault("kind", "cross_attention")
+            link.setdefault("options", {})
 
     def fingerprint(self) -> str:
         """What a trained checkpoint must match: everything that shapes the adapters and routers."""
@@ -156,4 +172,5 @@ def load_config(source: str | Path | dict[str, Any]) -> MoLConfig:
         retokenize=bool(raw.get("retokenize", False)),
         entropy_weight=float(raw.get("entropy_weight", 0.0)),
         balance_weight=float(raw.get("balance_weight", 0.01)),
+        links=[dict(link) for link in raw.get("links") or []],
     )

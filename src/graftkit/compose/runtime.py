@@ -93,6 +93,11 @@ class MoLRuntime(nn.Module):
             FusedLayer(experts, self.hidden_size, [self.experts[m].hidden_size for m, _ in experts], self.config)
             for experts in self.config.layers
         )
+        from graftkit.compose.fusion import make_unit
+
+        self.links = nn.ModuleList(
+            make_unit(link["kind"], self.hidden_size, self.experts[link["model"]].hidden_size, **link["options"])
+            for link in self.config.links)
         self.gradient_checkpointing = False
 
     # ------------------------------------------------------------------ validation (no weights)
@@ -110,6 +115,9 @@ class MoLRuntime(nn.Module):
                 expert = self.experts[name]
                 expert.check_usable()
                 expert.check_layer(index)
+        for link in cfg.links:
+            self.experts[link["model"]].check_usable()
+            self.experts[link["model"]].check_layer(int(link["layer"]))
         self.retokenized = set()
         base_tok = emb.tokenizer
         for name in {m for experts in cfg.layers for m, _ in experts} | {cfg.head_model}:
@@ -126,6 +134,9 @@ class MoLRuntime(nn.Module):
                     hint="set `retokenize: true` to bridge token positions through the text (see docs/compose.md), "
                          "or use experts that share the embedding model's tokenizer")
             self.retokenized.add(name)
+        for link in cfg.links:  # cross-attention needs no aligned positions: other tokenizers read the text
+            if not same_vocabulary(base_tok, self.experts[link["model"]].tokenizer):
+                self.retokenized.add(link["model"])
 
     # ------------------------------------------------------------------ parts
     @property
@@ -141,13 +152,14 @@ class MoLRuntime(nn.Module):
 
     def used_experts(self) -> list[str]:
         names = {self.config.embedding_model, self.config.head_model} | {m for layer in self.config.layers for m, _ in layer}
+        names |= {link["model"] for link in self.config.links}
         return [n for n in self.config.models if n in names]
 
     def trainable_parameters(self) -> dict[str, list[nn.Parameter]]:
         """Adapter and router parameters, separately (the trainer gives them their own learning rates)."""
         adapters = [p for layer in self.layers for m in (layer.adapters_in, layer.adapters_out) for p in m.parameters()]
         routers = [p for layer in self.layers for p in layer.router.parameters()]
-        return {"adapters": adapters, "routers": routers}
+        return {"adapters": adapters + list(self.links.parameters()), "routers": routers}
 
     def gradient_checkpointing_enable(self) -> None:
         """Recompute each fused layer in the backward pass instead of keeping its activations."""
@@ -181,12 +193,17 @@ class MoLRuntime(nn.Module):
         h = contexts[self.config.embedding_model].embeddings
         hidden_states, stats = [h], []
         aux = h.new_zeros(())
-        for layer in self.layers:
+        linked: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor | None]] = {}
+        for i, layer in enumerate(self.layers):
             run = self._expert_runner(layer, contexts, bridges)
             if self.gradient_checkpointing and self.training:
                 h, route = checkpoint(layer, h, attention_mask, run, use_reentrant=False)
             else:
                 h, route = layer(h, attention_mask, run)
+            for unit, link in zip(self.links, self.config.links):
+                if int(link["after_layer"]) == i:
+                    other, other_mask = self._linked_hidden(link["model"], int(link["layer"]), input_ids, attention_mask, linked)
+                    h = unit(h, other, other_mask)
             aux = aux + self.config.entropy_weight * route.entropy_loss + self.config.balance_weight * route.balance_loss
             if return_router_stats:
                 stats.append({"experts": [f"{m}:{i}" for m, i in layer.experts], **route.stats(attention_mask)})
@@ -205,6 +222,29 @@ class MoLRuntime(nn.Module):
         return MoLOutput(last_hidden_state=h, logits=logits, loss=loss, aux_loss=aux,
                          router_stats=stats if return_router_stats else None,
                          hidden_states=hidden_states if output_hidden_states else [])
+
+    @torch.no_grad()
+    def _linked_hidden(self, name: str, layer: int, input_ids: torch.Tensor, mask: torch.Tensor | None,
+                       cache: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor | None]]
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Model ``name``'s own hidden state after its layer ``layer``, on its own tokens (re-encoded text if it tokenizes differently)."""
+        if (name, layer) not in cache:
+            expert = self.experts[name]
+            ids, other_mask = input_ids, mask
+            if name in self.retokenized:
+                rows = input_ids if mask is None else [row[m.bool()] for row, m in zip(input_ids, mask)]
+                texts = [self.tokenizer.decode(row, skip_special_tokens=True) for row in rows]
+                tok = expert.tokenizer
+                if tok.pad_token is None:
+                    tok.pad_token = tok.eos_token
+                enc = tok(texts, padding=True, return_tensors="pt")
+                ids, other_mask = enc["input_ids"].to(input_ids.device), enc["attention_mask"].to(input_ids.device)
+            ctx = expert.context(ids, other_mask, layer)
+            h = ctx.embeddings
+            for k in range(layer + 1):
+                h = expert.call_layer(k, h, ctx)
+            cache[(name, layer)] = (h, other_mask)
+        return cache[(name, layer)]
 
     def _expert_runner(self, layer: FusedLayer, contexts: dict[str, LayerContext],
                        bridges: dict[str, TokenBridge]) -> Callable[[int, torch.Tensor], torch.Tensor]:
