@@ -70,3 +70,22 @@ def test_bad_specs_list_every_problem(folders, tmp_path):
     far = _spec(folders["root"], "far", {"models": {"A": "a"}, "layers": [{"model": "A", "range": [0, 5]}]})
     with pytest.raises(ValidationError, match="A has 2 layers"):
         transplant(far, tmp_path / "out")
+
+
+def test_encoder_of_one_expert_with_the_head_of_another(tmp_path, capsys):
+    from transformers import AutoModelForSequenceClassification as Classifier
+
+    a = save_tiny("bert", tmp_path / "a", head="sequence-classification", seed=0)
+    b = save_tiny("bert", tmp_path / "b", head="sequence-classification", seed=1)
+    spec = _spec(tmp_path, "experts", {"models": {"A": "a", "B": "b"}, "base": "A", "head": "B",
+                                       "layers": [{"model": "A", "range": [0, 2]}]})
+    assert main(["transplant", str(spec), str(tmp_path / "dry"), "--dry-run"]) == 0
+    assert "layer   1 <- A layer 1" in capsys.readouterr().out and not (tmp_path / "dry").exists()
+    assert main(["transplant", str(spec), str(tmp_path / "out")]) == 0
+    out, info = Classifier.from_pretrained(tmp_path / "out", output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    got, sa, sb = out.state_dict(), Classifier.from_pretrained(a).state_dict(), Classifier.from_pretrained(b).state_dict()
+    for name in ("classifier.weight", "bert.pooler.dense.weight"):
+        assert torch.equal(got[name], sb[name])
+    for name in ("bert.encoder.layer.1.output.dense.weight", "bert.embeddings.word_embeddings.weight"):
+        assert torch.equal(got[name], sa[name])
