@@ -105,15 +105,12 @@ def register(app: typer.Typer) -> None:
                                         help="Only the weaker structural signature (module types and parameter "
                                              "shapes, not the wiring), for models that cannot be traced."),
     ) -> None:
-        """Trace MODEL to its canonical ATen op graph (from config.json on the meta device: no
-        weight is read) and show its signature, parameter ids and genes.
+        """Trace MODEL to its canonical ATen op graph (from config.json on the meta device: no weight is read) and show its signature, parameter ids and genes.
 
-        Two models with the same signature compute the same thing up to names, so their
-        weights can be merged by canonical id. With --against, prints the first canonical
-        node where the two differ, with the module on each side; exits 1 when they differ.
+        Two models with the same signature compute the same thing up to names, so their weights can be merged by canonical id. With --against, prints the first canonical node where the two differ, with the module on each side; exits 1 when they differ.
 
         Examples: graft inspect ./my-llama ; graft inspect ./a --against ./b ; graft inspect ./a --json
-        """
+        """  # noqa: E501
         from graftkit.errors import TraceError
         from graftkit.genome.checkpoint import checkpoint_genome
         from graftkit.genome.diff import diff

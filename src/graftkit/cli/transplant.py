@@ -16,21 +16,17 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT once the new folder is complete."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Verify and print the plan; write nothing."),
     ) -> None:
-        """Build a model from blocks of others where their genes match, e.g. layers 0-5 of A
-        and 6-11 of B, or the encoder of one expert with the head of another:
+        """Build a model from blocks of others where their genes match, e.g. layers 0-5 of A and 6-11 of B, or the encoder of one expert with the head of another:
 
         \b
             models: {A: ./expert-a, B: ./expert-b}
-            base: A                 # config, tokenizer; embeddings and head by default
+            base: A      # config, tokenizer, embeddings, head
             layers:
               - {model: A, range: [0, 6]}
               - {model: B, range: [6, 12]}
             head: B
 
-        Every output layer must carry the same gene (canonical block hash) as the output
-        architecture's layer there, and embeddings/head the same genes as the base's; a
-        mismatch is refused before anything is written, naming the blocks. The result
-        loads with transformers' from_pretrained.
+        Every output layer must carry the same gene (canonical block hash) as the output architecture's layer there, and embeddings/head the same genes as the base's; a mismatch is refused before anything is written, naming the blocks. The result loads with transformers' from_pretrained.
 
         Example: graft transplant spec.yaml ./franken
         """
