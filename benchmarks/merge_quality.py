@@ -158,7 +158,8 @@ def merge_encoders(method_name: str, setting: dict, base: dict[str, torch.Tensor
             # methods without a base (linear) average the experts only
             offset = 1 if method.uses_base else 0
             tensors = [base_tensor] * offset + [e[name] for e in experts]
-            model_params = [{}] * offset + [{"weight": 1.0, **shared} for _ in experts]
+            known = {k: v for k, v in {"weight": 1.0, **shared}.items() if k in method.model_params}
+            model_params = [{}] * offset + [dict(known) for _ in experts]
             if stats is not None:
                 for i, s in enumerate(stats):
                     model_params[offset + i].update(s.lookup(name))
