@@ -16,9 +16,19 @@ VENV_BIN = ROOT / ".venv" / "bin"
 
 
 def run_measured(cmd: list[str], timeout: float = 1800, env: dict | None = None) -> dict:
-    """Run ``cmd`` (niced) and return wall seconds, peak RSS in GB (the child's ru_maxrss) and the exit code."""
+    """Run ``cmd`` (niced) and return wall seconds, peak RSS in GB and the exit code.
+
+    The peak comes from ``/usr/bin/time -f %M``, which forks the command itself: a child
+    forked straight from this (large) Python process would start its ru_maxrss at this
+    process's size, and the high-water mark survives exec.
+    """
+    import tempfile
+
     start = time.perf_counter()
-    proc = subprocess.Popen(["nice", "-n", "10", *cmd], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    rss_file = tempfile.NamedTemporaryFile(prefix="graftkit-rss-", delete=False)
+    rss_file.close()
+    proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss_file.name, "nice", "-n", "10", *cmd],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env={**os.environ, "GRAFTKIT_QUIET": "1", **(env or {})})
     deadline = start + timeout
     while True:
@@ -32,9 +42,12 @@ def run_measured(cmd: list[str], timeout: float = 1800, env: dict | None = None)
         time.sleep(0.02)
     seconds = time.perf_counter() - start
     output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+    text = Path(rss_file.name).read_text().strip().splitlines()
+    os.unlink(rss_file.name)
+    peak_kib = int(text[-1]) if text and text[-1].isdigit() else 0
     return {
         "seconds": round(seconds, 2),
-        "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 3),  # ru_maxrss is in KiB on Linux
+        "peak_rss_gb": round(peak_kib / 1024**2, 3),  # %M is in KiB
         "rc": os.waitstatus_to_exitcode(status),
         "tail": output[-600:],
     }

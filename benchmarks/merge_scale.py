@@ -109,15 +109,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", default=None, help="folder for the 13 GB of temporary files (default: a temp dir)")
     parser.add_argument("--skip-mergekit", action="store_true")
+    parser.add_argument("--reuse", default=None, help="a folder holding base/ft1/ft2 from an earlier run (kept)")
     args = parser.parse_args()
     print(subprocess.run(["df", "-h", "/work"], capture_output=True, text=True).stdout, flush=True)
     free = shutil.disk_usage(args.work or tempfile.gettempdir()).free
     if free < 20e9:
         raise SystemExit(f"need about 20 GB free for the benchmark files, have {free / 1e9:.1f} GB")
-    work = Path(tempfile.mkdtemp(prefix="graftkit-bench-scale-", dir=args.work))
+    reuse = Path(args.reuse) if args.reuse else None
+    work = reuse or Path(tempfile.mkdtemp(prefix="graftkit-bench-scale-", dir=args.work))
     results: dict = {}
     try:
-        base, ft1, ft2 = write_models(work)
+        if reuse is not None and all((reuse / n / "model.safetensors").is_file() for n in ("base", "ft1", "ft2")):
+            base, ft1, ft2 = reuse / "base", reuse / "ft1", reuse / "ft2"
+        else:
+            base, ft1, ft2 = write_models(work)
         configs = {
             "linear": f"merge_method: linear\nmodels:\n  - model: {ft1}\n    parameters: {{weight: 0.5}}\n"
                       f"  - model: {ft2}\n    parameters: {{weight: 0.5}}\n",
@@ -151,7 +156,11 @@ def main() -> None:
             print(method, json.dumps(row), flush=True)
             record(results)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        for leftover in ("out-graftkit", "out-mergekit"):
+            shutil.rmtree(work / leftover, ignore_errors=True)
+        (work / "floor.safetensors").unlink(missing_ok=True)
+        if reuse is None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def record(results: dict) -> None:
