@@ -40,3 +40,16 @@ def test_help_teaches(capsys):
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "graft" in out and "merge" in out.lower()
+
+
+def test_exit_codes_of_commands_are_kept():
+    import typer
+
+    @cli.app.command("exit-3-for-test", hidden=True)
+    def _exit() -> None:
+        raise typer.Exit(3)
+
+    try:
+        assert cli.main(["exit-3-for-test"]) == 3
+    finally:
+        cli.app.registered_commands[:] = [c for c in cli.app.registered_commands if c.name != "exit-3-for-test"]

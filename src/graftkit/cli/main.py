@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a GraftError becomes one line on stderr and exit status 2."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # click returns typer.Exit's code here
     except GraftError as exc:
         if debug:
             console.print_exception()
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     except typer.TyperException as exc:  # usage errors: unknown command, bad option
         exc.show()
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":
