@@ -85,7 +85,7 @@ def finetune_command(
     base: str = typer.Argument(..., help="Base model: a folder, a zoo name (all-MiniLM-L6-v2, SmolLM2-135M-Instruct, ...) or vit-tiny / vit-small."),
     out: Path = typer.Argument(..., help="Output folder (written atomically; must not exist unless --overwrite)."),
     task: str = typer.Option(..., "--task", "-t", help="Dataset name (graft data list) or a .csv/.jsonl file with text,label columns."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps (default 300 text, 200 causal LM, 600 ViT)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps (default 300 text, 200 causal LM, 1500 ViT)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (linear warm-up then decay)."),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per example or LM window (default 64)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per step (default 16 text, 8 causal LM, 64 ViT)."),
