@@ -46,3 +46,43 @@ def bert_pair(tmp_path_factory) -> tuple[Path, Path]:
     perturb(clf.bert)
     clf.save_pretrained(root / "finetuned")
     return root / "finetuned", root / "base"
+
+
+WORDS = ["the", "cat", "dog", "sat", "on", "mat", "a", "big", "red", "runs", "fast", "slow", "and", "is", "blue", "green",
+         "good", "bad", "great", "awful", "film", "movie", "what", "who", "where", "when"]
+
+
+def word_tokenizer():
+    """A word-level fast tokenizer: [PAD]=0, [UNK]=1, then WORDS."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"[PAD]": 0, "[UNK]": 1, **{w: i + 2 for i, w in enumerate(WORDS)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
+
+
+def random_texts(n: int, seed: int = 0) -> list[str]:
+    g = torch.Generator().manual_seed(seed)
+    return [" ".join(WORDS[int(i)] for i in torch.randint(0, len(WORDS), (int(torch.randint(3, 9, (1,), generator=g)),), generator=g))
+            for _ in range(n)]
+
+
+@pytest.fixture(scope="session")
+def transfer_folders(tmp_path_factory) -> dict[str, Path]:
+    """source base, source expert (classifier + its LoRA-able delta), target (48 wide, 3 layers); word tokenizer."""
+    from graftkit import zoo
+
+    root = tmp_path_factory.mktemp("transfer")
+    tok = word_tokenizer()
+    base = zoo.tiny("bert", seed=0)
+    base.save_pretrained(root / "src_base")
+    clf = zoo.tiny("bert", head="sequence-classification", seed=0, num_labels=3)
+    clf.bert.load_state_dict(base.state_dict())
+    perturb(clf.bert, rank=2, noise=0.0, seed=3)
+    clf.save_pretrained(root / "src_expert")
+    zoo.tiny("bert", seed=5, hidden_size=48, num_hidden_layers=3).save_pretrained(root / "target")
+    for name in ("src_base", "src_expert", "target"):
+        tok.save_pretrained(root / name)
+    return {"base": root / "src_base", "expert": root / "src_expert", "target": root / "target"}
