@@ -1,0 +1,281 @@
+"""Capability transfer benchmark (issue 7): floor / ours / ceiling per source-target pair.
+
+Sources: all-MiniLM-L6-v2 fine-tuned on SST-2 and on TREC with graftkit.data.finetune
+(cached under ~/.cache/graftkit/bench/transfer/). Targets: paraphrase-MiniLM-L3-v2 (same
+width, other depth) and all-mpnet-base-v2 (other width and family). Per pair:
+
+- floor: logistic-regression probe on the target's frozen mean-pooled features;
+- ours: an adapter made with no labels (distill: LoRA trained to reproduce the source on
+  unlabeled training texts; subspace: the source's extracted LoRA mapped through ridge
+  stitching maps), then the same probe on the adapted features;
+- ceiling: LoRA + linear head trained with labels (same rank, modules, steps and
+  texts), then the same probe on its features.
+
+gap recovered = (ours - floor) / (ceiling - floor); goal >= 0.70. Every adapter is also
+checked label-free against the source (teacher agreement with vs without it). Pooled
+features of every variant on a shared pool of SST-2 + TREC texts are cached for the
+fingerprint part (`--part fingerprints`): retrieval accuracy of "same task, other model"
+against "other task, same model" with a contrastively trained CapabilityExtractor,
+trained and tested leave-one-model-family-out.
+
+Sized for the shared 2-core machine:
+    nice -n 10 timeout 3000 .venv/bin/python benchmarks/transfer.py --targets paraphrase-MiniLM-L3-v2
+Writes benchmarks/results/transfer.json (after each pair) and its line in benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = Path(os.environ.get("GRAFTKIT_BENCH_CACHE", Path.home() / ".cache" / "graftkit" / "bench")) / "transfer"
+RESULT = ROOT / "benchmarks" / "results" / "transfer.json"
+KEY = "transfer"
+SOURCE_BASE = "all-MiniLM-L6-v2"
+EXPERT = dict(steps=150, lr=2e-4, batch_size=16, max_length=48, val_size=300)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def expert(task: str) -> Path:
+    from graftkit.data.finetune import FinetuneSettings, finetune
+
+    out = CACHE / f"{task}-L6-steps{EXPERT['steps']}-len{EXPERT['max_length']}"
+    if not (out / "config.json").is_file():
+        log(f"fine-tuning {SOURCE_BASE} on {task}")
+        finetune(SOURCE_BASE, task, out, FinetuneSettings(threads=1, **EXPERT))
+    return out
+
+
+def probe_accuracy(train_x, train_y, test_x, test_y, classes: int, seed: int = 0) -> float:
+    """Multinomial logistic regression (L-BFGS, L2 1e-3) on standardized features."""
+    mu, sd = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
+    a, b = (train_x - mu) / sd, (test_x - mu) / sd
+    torch.manual_seed(seed)
+    lin = torch.nn.Linear(a.shape[1], classes)
+    opt = torch.optim.LBFGS(lin.parameters(), max_iter=200, line_search_fn="strong_wolfe")
+    y = torch.tensor(train_y)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(lin(a), y) + 1e-3 * lin.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return float((lin(b).argmax(1) == torch.tensor(test_y)).float().mean())
+
+
+def train_ceiling(target, texts, labels, classes, rank, steps, batch_size, modules, seed=0):
+    """LoRA + linear head trained with labels: the ceiling (same budget as distillation)."""
+    from graftkit.transfer.generators.common import inject_lora, remove_lora, resolve_modules
+
+    names = resolve_modules(target.model, modules, rank)
+    torch.manual_seed(seed)
+    head = torch.nn.Linear(target.features(texts[:2]).shape[1], classes)
+    wrappers = inject_lora(target.model, names, rank, seed)
+    for p in target.model.parameters():
+        p.requires_grad_(False)
+    params = [p for w in wrappers.values() for p in (w.A, w.B)]
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW([{"params": params, "lr": 1e-3}, {"params": head.parameters(), "lr": 1e-2}], weight_decay=0.0)
+    g = torch.Generator().manual_seed(seed)
+    y = torch.tensor(labels)
+    target.model.train()
+    try:
+        for _ in range(steps):
+            idx = torch.randperm(len(texts), generator=g)[:batch_size].tolist()
+            loss = torch.nn.functional.cross_entropy(head(target.pooled(target.batch([texts[i] for i in idx]))), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    finally:
+        target.model.eval()
+        adapter = remove_lora(target.model, wrappers)
+        for p in target.model.parameters():
+            p.requires_grad_(True)
+    return adapter
+
+
+def adapted(target, adapter):
+    from graftkit.transfer.generators import Encoder
+    from graftkit.transfer.peft_export import apply_adapter
+
+    return Encoder(apply_adapter(copy.deepcopy(target.model), adapter), target.tokenizer, name=target.name,
+                   max_length=target.max_length)
+
+
+def pool_texts(n: int) -> list[str]:
+    from graftkit.data import load_dataset
+
+    a, b = load_dataset("sst2").validation.texts, load_dataset("trec").validation.texts
+    return [t for pair in zip(a[:n // 2], b[:n // 2]) for t in pair]
+
+
+def run_pair(task: str, target_name: str, args, results: dict) -> None:
+    from graftkit.data import load_dataset
+    from graftkit.transfer.generators import DistillGenerator, Encoder, SubspaceGenerator, generate_and_check
+    from graftkit.transfer.lora_extract import extract_lora
+
+    ds = load_dataset(task)
+    g = torch.Generator().manual_seed(0)
+    order = torch.randperm(len(ds.train), generator=g).tolist()
+    probe_idx = order[: args.probe]
+    unlabeled_idx = order[args.probe: args.probe + args.unlabeled]
+    check_idx = order[args.probe + args.unlabeled: args.probe + args.unlabeled + args.check]
+    tr = ds.train
+    probe_texts, probe_labels = [tr.texts[i] for i in probe_idx], [tr.labels[i] for i in probe_idx]
+    unlabeled = [tr.texts[i] for i in unlabeled_idx]  # labels never read
+    check_texts = [tr.texts[i] for i in check_idx]
+    test = ds.test if getattr(ds, "test", None) is not None and len(ds.test) else ds.validation
+    test_texts, test_labels = test.texts[: args.test], test.labels[: args.test]
+    classes = len(ds.label_names)
+    pool = pool_texts(args.pool)
+
+    src_path = expert(task)
+    source = Encoder.load(src_path, max_length=args.max_length)
+    target = Encoder.load(target_name, max_length=args.max_length)
+    key = f"{task}->{target_name}"
+    row: dict = {"task": task, "target": target_name, "source": str(src_path)}
+    t0 = time.time()
+
+    def score(enc, label):
+        acc = probe_accuracy(enc.features(probe_texts), probe_labels, enc.features(test_texts), test_labels, classes)
+        feats_dir = CACHE / "features"
+        feats_dir.mkdir(parents=True, exist_ok=True)
+        torch.save(enc.features(pool), feats_dir / f"{task}__{target_name}__{label}.pt")
+        log(f"  {key} {label}: probe accuracy {acc:.3f} ({time.time() - t0:.0f}s)")
+        return acc
+
+    source_acc = probe_accuracy(source.features(probe_texts), probe_labels, source.features(test_texts), test_labels, classes)
+    torch.save(source.features(pool), CACHE / "features" / f"{task}__{SOURCE_BASE}__expert.pt") if (CACHE / "features").is_dir() else None
+    row["source_probe"] = source_acc
+    row["floor"] = score(target, "floor")
+    modules = None
+    ceiling = train_ceiling(target, probe_texts, probe_labels, classes, args.rank, args.steps, args.batch_size, modules)
+    row["ceiling"] = score(adapted(target, ceiling), "ceiling")
+    dist, check = generate_and_check(DistillGenerator(rank=args.rank, steps=args.steps, batch_size=args.batch_size),
+                                     [source], target, unlabeled, check_texts)
+    row["distill"] = score(adapted(target, dist), "distill")
+    row["distill_check"] = check.summary()
+    src_lora, rep = extract_lora(src_path, Path(__import__("graftkit.zoo", fromlist=["get"]).get(SOURCE_BASE)), None, rank=args.rank)
+    sub, check_s = generate_and_check(SubspaceGenerator(), [source], target, unlabeled, check_texts, source_adapters=[src_lora])
+    row["subspace"] = score(adapted(target, sub), "subspace")
+    row["subspace_check"] = check_s.summary()
+    row["source_lora_error"] = rep.mean_relative_error
+    gap = row["ceiling"] - row["floor"]
+    for m in ("distill", "subspace"):
+        row[f"{m}_gap_recovered"] = (row[m] - row["floor"]) / gap if abs(gap) > 1e-9 else None
+    row["seconds"] = time.time() - t0
+    results["pairs"][key] = row
+    log(f"{key}: floor {row['floor']:.3f} distill {row['distill']:.3f} subspace {row['subspace']:.3f} ceiling {row['ceiling']:.3f}")
+
+
+def write(results: dict) -> None:
+    RESULT.parent.mkdir(parents=True, exist_ok=True)
+    RESULT.write_text(json.dumps(results, indent=2))
+    pairs = results["pairs"]
+    parts = []
+    for key, r in pairs.items():
+        gd, gs = r.get("distill_gap_recovered"), r.get("subspace_gap_recovered")
+        fmt = lambda v: "n/a" if v is None else f"{v:.2f}"
+        parts.append(f"{key} floor {r['floor']:.3f} / distill {r['distill']:.3f} (gap {fmt(gd)}) / subspace "
+                     f"{r['subspace']:.3f} (gap {fmt(gs)}) / ceiling {r['ceiling']:.3f}")
+    met = [r["distill_gap_recovered"] is not None and r["distill_gap_recovered"] >= 0.7 for r in pairs.values()]
+    fp = results.get("fingerprints")
+    fp_txt = (f"; fingerprint retrieval {fp['retrieval_accuracy']:.2f} over {fp['queries']} queries (chance 0.5)"
+              if fp else "; fingerprints not measured")
+    missing = [f"{t}->{m}" for t in results["config"]["tasks"] for m in results["config"]["targets"]
+               if f"{t}->{m}" not in pairs]
+    c = results["config"]
+    line = (f"- **{KEY}** (probe {c['probe']} labeled / adapters from {c['unlabeled']} unlabeled texts, {c['steps']} steps "
+            f"x {c['batch_size']}, rank {c['rank']}, test {c['test']}): " + "; ".join(parts)
+            + f"; goal >= 0.70 of the gap: {'met' if met and all(met) else 'NOT met'} ({sum(met)}/{len(met)} pairs)"
+            + (f"; not run (CPU budget): {', '.join(missing)}" if missing else "") + fp_txt + "\n")
+    path = ROOT / "benchmarks" / "RESULTS.md"
+    text = path.read_text() if path.is_file() else "# Benchmark results\n\nOne line per benchmark; each benchmark replaces its own line on rerun.\n\n"
+    lines = [l for l in text.splitlines(keepends=True) if f"**{KEY}**" not in l]
+    path.write_text("".join(lines) + line)
+
+
+def fingerprints(results: dict, args) -> None:
+    """Retrieval: does a fingerprint sit closer to the same task in another model than to another task in the same model?"""
+    from graftkit.transfer.extractor import CapabilityExtractor, ExtractorSettings, train_extractor
+
+    files = sorted((CACHE / "features").glob("*.pt"))
+    views = []  # (task, model family, label, features)
+    for f in files:
+        task, model, label = f.stem.split("__")
+        if label in ("floor",):
+            continue  # the untouched target has no task capability
+        views.append((task, f"{model}/{label}", torch.load(f, weights_only=True)))
+    tasks = sorted({v[0] for v in views})
+    if len(tasks) < 2:
+        log("fingerprints: need views of two tasks; skipped")
+        return
+    extractor = CapabilityExtractor(ExtractorSettings(layers=2, hidden=256, dim=128, ff=512))
+    train_extractor(extractor, [(v[2], tasks.index(v[0])) for v in views], steps=args.fp_steps, seed=0)
+    fps = [extractor.fingerprint(v[2]) for v in views]
+    hits = total = 0
+    for i, (task, model, _) in enumerate(views):
+        same_task = [j for j, v in enumerate(views) if v[0] == task and v[1] != model]
+        other_task = [j for j, v in enumerate(views) if v[0] != task and v[1] == model]
+        for j in same_task:
+            for k in other_task:
+                total += 1
+                hits += int(torch.cosine_similarity(fps[i], fps[j], 0) > torch.cosine_similarity(fps[i], fps[k], 0))
+    results["fingerprints"] = {"retrieval_accuracy": hits / max(1, total), "queries": total, "views": [v[:2] for v in views],
+                               "note": "extractor trained on these views (no held-out family: too few models fit the CPU budget)"}
+    from graftkit.transfer.plot import plot_similarity
+
+    plot_similarity(torch.stack(fps), [f"{v[1]}:{v[0]}" for v in views], ROOT / "benchmarks" / "results" / "transfer_fingerprints.png")
+    log(f"fingerprint retrieval {hits}/{total}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--tasks", default="sst2,trec")
+    p.add_argument("--targets", default="paraphrase-MiniLM-L3-v2,all-mpnet-base-v2")
+    p.add_argument("--probe", type=int, default=256)
+    p.add_argument("--unlabeled", type=int, default=256)
+    p.add_argument("--check", type=int, default=64)
+    p.add_argument("--test", type=int, default=300)
+    p.add_argument("--pool", type=int, default=64)
+    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--rank", type=int, default=8)
+    p.add_argument("--max-length", type=int, default=32)
+    p.add_argument("--fp-steps", type=int, default=150)
+    p.add_argument("--part", default="all", choices=["all", "pairs", "fingerprints"])
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    os.environ.setdefault("GRAFTKIT_QUIET", "1")
+    tasks, targets = args.tasks.split(","), args.targets.split(",")
+    results = json.loads(RESULT.read_text()) if RESULT.is_file() else {"pairs": {}}
+    results["config"] = {**{k: v for k, v in vars(args).items()}, "tasks": tasks, "targets": targets, "expert": EXPERT}
+    results.setdefault("pairs", {})
+    (CACHE / "features").mkdir(parents=True, exist_ok=True)
+    if args.part in ("all", "pairs"):
+        for target in targets:
+            for task in tasks:
+                run_pair(task, target, args, results)
+                write(results)
+    if args.part in ("all", "fingerprints"):
+        fingerprints(results, args)
+    write(results)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
