@@ -25,7 +25,10 @@ from graftkit.compose import MoLRuntime, MoLTrainer, TrainingConfig  # noqa: E40
 from graftkit.data import load_dataset  # noqa: E402
 from graftkit.data.evaluate import classification_accuracy, pool  # noqa: E402
 
-N_TRAIN, N_EVAL, BATCH, EPOCHS, MAX_LEN = int(sys.argv[1]) if len(sys.argv) > 1 else 800, 400, 16, 1, 64
+N_TRAIN = int(sys.argv[1]) if len(sys.argv) > 1 else 800
+N_EVAL = int(sys.argv[2]) if len(sys.argv) > 2 else 400
+BATCH, EPOCHS, MAX_LEN = 16, 1, 64
+DRY = "--dry" in sys.argv  # a smoke run: nothing written
 
 
 def sample(split, n, seed):
@@ -82,6 +85,9 @@ def main() -> None:
     line = "; ".join(f"{t}: fused {r['fused']:.1%} vs MiniLM alone {r['minilm_alone']:.1%}, mpnet alone {r['mpnet_alone']:.1%}"
                      for t, r in results.items())
     line += f" ({N_TRAIN} train / {N_EVAL} validation examples, {EPOCHS} epoch, same steps for all; no goal set)"
+    if DRY:
+        print("dry run:", line)
+        return
     write_result("compose_hetero_cls", {"n_train": N_TRAIN, "n_eval": N_EVAL, "batch": BATCH, "epochs": EPOCHS,
                                         "max_length": MAX_LEN, "config": config, "results": results}, line)
     print(line)

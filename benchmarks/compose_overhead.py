@@ -3,7 +3,8 @@
 Two SmolLM2-135M experts (the zoo model twice, under two names: same cost as two
 fine-tunes), every one of the 30 layers fused with both experts active (dense router), so
 the fused model runs exactly the layers the two experts run, plus adapters, routers and
-the per-expert context pass. Timings interleave the three models, median of REPS runs.
+the per-expert context pass. Timings interleave the three models, median of REPS runs,
+one thread each.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from compose_common import write_result  # noqa: E402
 from graftkit import zoo  # noqa: E402
 from graftkit.compose import MoLRuntime  # noqa: E402
 
-REPS = 5
-TOKENS = 128
+REPS = 3
+TOKENS = 64
 
 
 def timed(fn) -> float:
@@ -33,6 +34,7 @@ def timed(fn) -> float:
 
 def main() -> None:
     torch.manual_seed(0)
+    torch.set_num_threads(1)  # on a shared, loaded machine thread hand-offs dominate; the same for every model timed
     folder = str(zoo.get("SmolLM2-135M-Instruct"))
     results = {}
     for adapter, options in (("bottleneck", {"rank": 16}), ("linear", {})):
@@ -43,7 +45,7 @@ def main() -> None:
         b = runtime.experts["b"].model  # a second copy in memory, as two experts would be
         ids = torch.randint(0, 49152, (1, TOKENS))
         mask = torch.ones_like(ids)
-        for _ in range(2):  # warm-up
+        for _ in range(1):  # warm-up
             timed(lambda: runtime(ids, mask)); timed(lambda: a(input_ids=ids, attention_mask=mask))
         t_fused, t_a, t_b = [], [], []
         for _ in range(REPS):
