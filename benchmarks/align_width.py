@@ -6,9 +6,9 @@ ground cost from activations or weights) and averages it with the narrow parent
 (narrow_weight 0.5, OTFusion's setting) or keeps it alone (narrow_weight 0: the wide
 model compressed); each with and without REPAIR. Goal (issue 5): within 3 points of the
 narrow parent after REPAIR on MNIST (headline: ot_fuse's defaults, weight cost and
-EMD, chosen because the weight cost beat the activation cost on both data sets in a
-first run: MNIST 88.0% vs 86.1% and digits 95.0% vs 93.6% with REPAIR, parents trained
-for fewer epochs). Anchor measured on digits: 94.8% one-shot, 95.4%
+EMD; in a first run with shorter training the weight cost beat the activation cost on
+both data sets, MNIST 88.0% vs 86.1% and digits 95.0% vs 93.6% with REPAIR; in the
+recorded run the activation cost is better on MNIST). Anchor measured on digits: 94.8% one-shot, 95.4%
 with REPAIR, narrow parent 98.4%.
 
 Run: nice -n 10 timeout 1800 .venv/bin/python benchmarks/align_width.py

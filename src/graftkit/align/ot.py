@@ -4,8 +4,8 @@ Two chains (MLPs/CNNs) of one depth but different widths: for every hidden group
 order, a transport plan T (wide units x narrow units, uniform marginals) moves the wide
 model's units onto the narrow model's, from a ground cost between units: squared
 distance of their incoming weights once the previous layer was transported
-(``cost="weight"``, the default: it beat the activation cost on MNIST and digits in
-benchmarks/align_width.py) or of their activations on the same inputs
+(``cost="weight"``, the default: no data needed; in benchmarks/align_width.py it beat
+the activation cost on digits in both runs and on MNIST in one of two) or of their activations on the same inputs
 (``cost="activation"``). The plan
 is exact (earth mover's distance, a linear program: ``ot.emd``) or entropic
 (``ot.sinkhorn``, softer, ``reg`` relative to the largest cost).
