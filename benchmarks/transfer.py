@@ -185,6 +185,8 @@ def run_pair(task: str, target_name: str, args, results: dict) -> None:
 
 def write(results: dict) -> None:
     RESULT.parent.mkdir(parents=True, exist_ok=True)
+    if RESULT.is_file():  # runs of different pairs may overlap: keep the pairs another run wrote
+        results["pairs"] = {**json.loads(RESULT.read_text()).get("pairs", {}), **results["pairs"]}
     RESULT.write_text(json.dumps(results, indent=2))
     pairs = results["pairs"]
     parts = []
