@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import fit, make_mlp, teacher_data
+from .conftest import fit, make_mlp, teacher_data
 from graftkit.align import permute_model, random_permutation, spec_for
 from graftkit.align.cca import cca_align, cca_transform
 from graftkit.align.interpolate import evaluate_classifier
