@@ -34,6 +34,7 @@ COMMAND_MODULES: list[str] = [
     "graftkit.cli.data",
     "graftkit.cli.fuse",
     "graftkit.cli.transfer",
+    "graftkit.cli.hybrid",
 ]
 
 app = typer.Typer(

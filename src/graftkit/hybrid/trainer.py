@@ -1,0 +1,88 @@
+"""Training loop for a HybridModel: next-token loss on running text, only the branches learn.
+
+Random windows of ``seq_len`` tokens are drawn from the tokenized text (seeded); AdamW
+updates ``model.trainable_parameters()`` only. The result records the loss curve and the
+trainable fraction; ``save_to`` writes the branches as safetensors through HybridModel.save.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from graftkit.errors import HybridError
+from graftkit.progress import progress_bar
+
+
+@dataclass
+class TrainSettings:
+    steps: int = 100
+    seq_len: int = 256
+    batch_size: int = 4
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    max_tokens: int | None = 200_000  # tokenize at most this many characters' worth of text
+
+
+@dataclass
+class TrainResult:
+    losses: list[float] = field(default_factory=list)
+    trainable: int = 0
+    total: int = 0
+    trainable_fraction: float = 0.0
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def token_windows(ids: torch.Tensor, seq_len: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """A (batch, seq_len + 1) tensor of random contiguous windows of ``ids``."""
+    starts = torch.randint(0, len(ids) - seq_len - 1, (batch_size,), generator=generator)
+    return torch.stack([ids[s:s + seq_len + 1] for s in starts.tolist()])
+
+
+def train_loop(model: torch.nn.Module, params: list[torch.nn.Parameter], ids: torch.Tensor, settings: TrainSettings,
+               description: str = "train") -> list[float]:
+    """The plain loop shared with baselines (LoRA): same windows for the same seed."""
+    if len(ids) < settings.seq_len + 2:
+        raise HybridError(f"training text has {len(ids)} tokens, fewer than seq_len + 2 = {settings.seq_len + 2}",
+                          hint="use more text or a smaller --seq-len")
+    generator = torch.Generator().manual_seed(settings.seed)
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    losses = []
+    model.train()
+    with progress_bar(description, settings.steps) as advance:
+        for _ in range(settings.steps):
+            batch = token_windows(ids, settings.seq_len, settings.batch_size, generator)
+            logits = model(input_ids=batch[:, :-1]).logits
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            advance(1)
+    model.eval()
+    return losses
+
+
+def train_hybrid(model: Any, text: str, tokenizer: Any, settings: TrainSettings | None = None,
+                 save_to: str | Path | None = None) -> TrainResult:
+    """Trains the hybrid branches of ``model`` on ``text``; the base stays frozen."""
+    settings = settings or TrainSettings()
+    if settings.steps < 1 or settings.seq_len < 2 or settings.batch_size < 1:
+        raise HybridError(f"bad training settings {settings}", hint="steps >= 1, seq_len >= 2, batch_size >= 1")
+    params = model.trainable_parameters()
+    frozen_trainable = [n for n, p in model.base.named_parameters() if p.requires_grad and ".branch." not in n]
+    if frozen_trainable:
+        raise HybridError(f"base parameters are trainable: {frozen_trainable[:3]}", hint="build the model with HybridModel")
+    source = text if settings.max_tokens is None else text[: settings.max_tokens * 4]
+    ids = torch.tensor(tokenizer(source).input_ids, dtype=torch.long)
+    losses = train_loop(model, params, ids, settings, "train hybrid")
+    counts = model.parameter_counts()
+    result = TrainResult(losses, counts["hybrid"], counts["hybrid"] + counts["base"], counts["trainable_fraction"],
+                         asdict(settings))
+    if save_to is not None:
+        model.save(save_to, overwrite=True)
+    return result
