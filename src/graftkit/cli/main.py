@@ -35,6 +35,7 @@ COMMAND_MODULES: list[str] = [
     "graftkit.cli.fuse",
     "graftkit.cli.transfer",
     "graftkit.cli.hybrid",
+    "graftkit.cli.evolve",
 ]
 
 app = typer.Typer(
