@@ -40,6 +40,8 @@ CACHE = Path(os.environ.get("GRAFTKIT_BENCH_CACHE", Path.home() / ".cache" / "gr
 RESULT = ROOT / "benchmarks" / "results" / "transfer.json"
 KEY = "transfer"
 SOURCE_BASE = "all-MiniLM-L6-v2"
+ALL_TASKS = ("sst2", "trec")
+ALL_TARGETS = ("paraphrase-MiniLM-L3-v2", "all-mpnet-base-v2")
 EXPERT = dict(steps=150, lr=2e-4, batch_size=16, max_length=48, val_size=300)
 
 
@@ -179,31 +181,36 @@ def run_pair(task: str, target_name: str, args, results: dict) -> None:
     for m in ("distill", "subspace"):
         row[f"{m}_gap_recovered"] = (row[m] - row["floor"]) / gap if abs(gap) > 1e-9 else None
     row["seconds"] = time.time() - t0
+    row["settings"] = {k: getattr(args, k) for k in ("probe", "unlabeled", "steps", "batch_size", "rank", "test", "max_length")}
     results["pairs"][key] = row
     log(f"{key}: floor {row['floor']:.3f} distill {row['distill']:.3f} subspace {row['subspace']:.3f} ceiling {row['ceiling']:.3f}")
 
 
 def write(results: dict) -> None:
     RESULT.parent.mkdir(parents=True, exist_ok=True)
-    if RESULT.is_file():  # runs of different pairs may overlap: keep the pairs another run wrote
-        results["pairs"] = {**json.loads(RESULT.read_text()).get("pairs", {}), **results["pairs"]}
+    if RESULT.is_file():  # runs of different pairs may overlap: keep what another run wrote
+        old = json.loads(RESULT.read_text())
+        results["pairs"] = {**old.get("pairs", {}), **results["pairs"]}
+        if "fingerprints" not in results and "fingerprints" in old:
+            results["fingerprints"] = old["fingerprints"]
     RESULT.write_text(json.dumps(results, indent=2))
     pairs = results["pairs"]
     parts = []
     for key, r in pairs.items():
         gd, gs = r.get("distill_gap_recovered"), r.get("subspace_gap_recovered")
         fmt = lambda v: "n/a" if v is None else f"{v:.2f}"
-        parts.append(f"{key} floor {r['floor']:.3f} / distill {r['distill']:.3f} (gap {fmt(gd)}) / subspace "
+        st = r.get("settings", {})
+        setting = (f" [probe {st['probe']} / {st['unlabeled']} unlabeled, {st['steps']} steps x {st['batch_size']}, rank "
+                   f"{st['rank']}, test {st['test']}]" if st else "")
+        parts.append(f"{key}{setting} floor {r['floor']:.3f} / distill {r['distill']:.3f} (gap {fmt(gd)}) / subspace "
                      f"{r['subspace']:.3f} (gap {fmt(gs)}) / ceiling {r['ceiling']:.3f}")
     met = [r["distill_gap_recovered"] is not None and r["distill_gap_recovered"] >= 0.7 for r in pairs.values()]
     fp = results.get("fingerprints")
     fp_txt = (f"; fingerprint retrieval {fp['retrieval_accuracy']:.2f} over {fp['queries']} queries (chance 0.5)"
               if fp else "; fingerprints not measured")
-    missing = [f"{t}->{m}" for t in results["config"]["tasks"] for m in results["config"]["targets"]
-               if f"{t}->{m}" not in pairs]
-    c = results["config"]
-    line = (f"- **{KEY}** (probe {c['probe']} labeled / adapters from {c['unlabeled']} unlabeled texts, {c['steps']} steps "
-            f"x {c['batch_size']}, rank {c['rank']}, test {c['test']}): " + "; ".join(parts)
+    missing = [f"{t}->{m}" for t in ALL_TASKS for m in ALL_TARGETS if f"{t}->{m}" not in pairs]
+    line = (f"- **{KEY}** (MiniLM-L6 experts, label-free adapters vs labeled LoRA; probe = labeled texts for the linear "
+            f"probe, unlabeled = texts the adapters are made from): " + "; ".join(parts)
             + f"; goal >= 0.70 of the gap: {'met' if met and all(met) else 'NOT met'} ({sum(met)}/{len(met)} pairs)"
             + (f"; not run (CPU budget): {', '.join(missing)}" if missing else "") + fp_txt + "\n")
     path = ROOT / "benchmarks" / "RESULTS.md"
