@@ -33,22 +33,30 @@ def test_optimizer_improves_sphere(cls):
 @pytest.mark.parametrize("optimizer", ["cma", "random"])
 def test_search_improves_known_merge_objective(evolve_family, tmp_path, optimizer):
     base, a, b, target = evolve_family
-    result = evolve(target_config(base, a, b, target, optimizer=optimizer, budget=12), tmp_path / "out")
+    result = evolve(target_config(base, a, b, target, optimizer=optimizer, budget=8), tmp_path / "out")
     fits = [e.fitness for e in sorted(result.history, key=lambda e: e.index)]
-    assert len(fits) == 12
-    assert result.best.fitness > fits[0]  # better than the centre (weights 0.5 / 0.5)
-    assert result.best.fitness > -0.02
+    assert len(fits) == 8
+    from graftkit.evolve.run import load_evolve_config
+    from graftkit.evolve.space import validate_space
+    from graftkit.evolve.workers import CandidateEvaluator
+
+    cfg = load_evolve_config(target_config(base, a, b, target))
+    space = validate_space(cfg.space)
+    centre = CandidateEvaluator(space, cfg.objective, str(base)).evaluate(list(space.centre()))
+    assert result.best.fitness > centre  # better than the plain average (weights 0.5 / 0.5)
+    # and closer to the known optimum (weights 0.8 / 0.2) than the average is
+    assert np.linalg.norm(np.array(result.best.genes) - [0.8, 0.2]) < 0.5 * np.linalg.norm([0.3, 0.3])
     # outputs: a valid merge YAML for the best, a progress table, the plot, the merged model
     recipe = yaml.safe_load((tmp_path / "out" / "best_recipe.yaml").read_text())
     assert recipe == result.best_config
     assert (tmp_path / "out" / "fitness.png").stat().st_size > 1000
-    assert len((tmp_path / "out" / "progress.md").read_text().splitlines()) == 2 + 12
+    assert len((tmp_path / "out" / "progress.md").read_text().splitlines()) == 2 + 8
     assert len(Checkpoint.open(tmp_path / "out" / "merged").names()) == len(Checkpoint.open(base).names())
 
 
 def test_killed_search_resumes_without_loss_or_repeat(evolve_family, tmp_path):
     base, a, b, target = evolve_family
-    cfg = target_config(base, a, b, target, optimizer="cma", budget=12)
+    cfg = target_config(base, a, b, target, optimizer="cma", budget=10)
     full = evolve(cfg, tmp_path / "full", final_merge=False)
     out = tmp_path / "resumed"
     evolve(cfg, out, stop_after=5, final_merge=False)  # "killed" in the middle of generation 2
@@ -56,10 +64,10 @@ def test_killed_search_resumes_without_loss_or_repeat(evolve_family, tmp_path):
     assert sorted(e.index for e in state.history) == [0, 1, 2, 3, 4]
     with pytest.raises(ConfigError, match="--resume"):
         evolve(cfg, out)
-    evolve(cfg, out, resume=True, stop_after=4, final_merge=False)
+    evolve(cfg, out, resume=True, stop_after=2, final_merge=False)
     resumed = evolve(cfg, out, resume=True, final_merge=False)
     indices = [e.index for e in resumed.history]
-    assert sorted(indices) == list(range(12))  # none lost, none evaluated twice
+    assert sorted(indices) == list(range(10))  # none lost, none evaluated twice
     # the same candidates and fitness values as the uninterrupted run
     for x, y in zip(sorted(full.history, key=lambda e: e.index), sorted(resumed.history, key=lambda e: e.index)):
         assert x.genes == y.genes and x.fitness == pytest.approx(y.fitness)

@@ -17,6 +17,8 @@ from .conftest import target_config
 
 CASES = [
     ("parameters", "linear", False),
+    ("parameters", "linear", True),
+    ("both", "linear", True),
     ("parameters", "task_arithmetic", True),
     ("parameters", "ties", True),
     ("parameters", "dare_ties", True),

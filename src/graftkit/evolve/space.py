@@ -36,6 +36,7 @@ _MODEL_PARAMS = {
     "regmean": ("weight",),
     "slerp": (),
 }
+_USES_BASE = ("task_arithmetic", "ties", "dare_ties", "slerp")  # the others would take the base as one more model
 _DEFAULT_RANGES = {"weight": (0.0, 1.0), "density": (0.1, 1.0), "t": (0.0, 1.0), "scale": (0.5, 1.5)}
 
 
@@ -165,7 +166,7 @@ class SearchSpace:
             {"model": path, "parameters": {p: self._value(values[(m, p)]) for p in self.model_params}}
             for m, path in enumerate(self.models)
         ]
-        if self.base_model:
+        if self.base_model and self.method in _USES_BASE:
             cfg["base_model"] = self.base_model
         if self.method == "linear":
             cfg["parameters"] = {"normalize": True}
@@ -198,11 +199,11 @@ class SearchSpace:
                  "parameters": {p: values[(m, p)][group] for p in self.model_params}}
                 for m, path in enumerate(self.models)
             ]
-            if self.base_model and self.base_model not in self.models:
+            if self.base_model and self.base_model not in self.models and self.method in _USES_BASE:
                 sources.append({"model": self.base_model, "layer_range": [layer, layer + 1]})
             out_slices.append({"sources": sources})
         cfg: dict[str, Any] = {"merge_method": self.method, "slices": out_slices}
-        if self.base_model:
+        if self.base_model and self.method in _USES_BASE:
             cfg["base_model"] = self.base_model
         if self.method == "linear":
             cfg["parameters"] = {"normalize": True}
