@@ -36,6 +36,7 @@ from graftkit.compose.fusion import Link, LinkedModel  # noqa: E402
 
 KEYS, MAXV = 100, 9
 BATCH = 256
+LINK_LAYERS = (0,)  # anchor layers that read the augmenting model (run 3 linked layers 0 and 1: 63.8% held-out)
 TRAIN_FRACTION = 0.2
 # vocabulary: 0 pad, 1 '=', 2 '+', 3.. numbers n0..n18, then keys
 EQ, PLUS, N0 = 1, 2, 3
@@ -122,7 +123,7 @@ def main() -> None:
     anchor_alone = accuracy(lambda x: anchor(input_ids=x).logits[:, -1], test_set, 4)
     aug_alone = accuracy(lambda x: aug(input_ids=x).logits[:, -1], test_set, 4)
 
-    links = [Link(layer, other, 1, "cross_attention", (("heads", 4),)) for layer in (0, 1) for other in ("key_a", "key_b")]
+    links = [Link(layer, other, 1, "cross_attention", (("heads", 4),)) for layer in LINK_LAYERS for other in ("key_a", "key_b")]
     linked = LinkedModel(anchor, {"key_a": aug, "key_b": aug}, links)
 
     def run(x: torch.Tensor) -> torch.Tensor:
@@ -146,7 +147,7 @@ def main() -> None:
             train_acc = accuracy(run, train_set[:500], 4)
             linked.train()
             print(f"fusion step {steps}: training-keys accuracy {train_acc:.3f}", flush=True)
-            if train_acc >= 0.98:
+            if train_acc >= 0.95:
                 break
     linked.eval()
     t_units = time.perf_counter() - t0
@@ -158,7 +159,7 @@ def main() -> None:
         "augmenting_key_value_accuracy": aug_kv_acc, "anchor_arithmetic_accuracy": anchor_sum_acc,
         "held_out_keys": {"anchor_alone": anchor_alone, "augmenting_alone": aug_alone, "composed": comp_test},
         "training_keys_composed": comp_train, "fusion_steps": steps, "augmenting_steps": aug_steps,
-        "anchor_steps": anchor_steps, "batch": BATCH,
+        "anchor_steps": anchor_steps, "batch": BATCH, "link_layers": list(LINK_LAYERS),
         "trainable_params": sum(p.numel() for p in linked.parameters()), "gates": linked.gates(),
         "seconds": {"experts": round(t_experts, 1), "fusion_units": round(t_units, 1)},
         "anchor_calm": {"composed": 0.843, "augmenting": 0.007, "anchor": 0.0},
