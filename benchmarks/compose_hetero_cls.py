@@ -58,6 +58,7 @@ def expert_alone(folder: Path, train, valid, num_labels: int) -> float:
 
 def main() -> None:
     torch.manual_seed(0)
+    torch.set_num_threads(1)  # thread hand-offs dominate on the shared, loaded machine
     minilm, mpnet = zoo.get("all-MiniLM-L6-v2"), zoo.get("all-mpnet-base-v2")
     config = {"models": [{"name": "minilm", "path": str(minilm)}, {"name": "mpnet", "path": str(mpnet)}],
               "layers": [[["minilm", i]] for i in range(4)] + [[["minilm", 4], ["mpnet", 10]], [["minilm", 5], ["mpnet", 11]]],
