@@ -84,3 +84,20 @@ def _fingerprint(cfg: dict) -> str:
     from graftkit.evolve.run import load_evolve_config
 
     return load_evolve_config(cfg).fingerprint
+
+
+def test_cli_evolve_and_resume(evolve_family, tmp_path):
+    from graftkit.cli.main import main
+
+    base, a, b, target = evolve_family
+    cfg = target_config(base, a, b, target, optimizer="random", budget=4)
+    path = tmp_path / "evolve.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "out"
+    assert main(["evolve", str(path), str(out), "--workers", "0", "--budget", "2", "--no-merge"]) == 0
+    assert main(["evolve", str(path), str(out), "--workers", "0"]) == 2  # a search is already there
+    assert main(["evolve", str(path), str(out), "--resume", "--workers", "0", "--budget", "4"]) == 0
+    state = load_state(out, _fingerprint(cfg))
+    assert sorted(e.index for e in state.history) == [0, 1, 2, 3]
+    merged = yaml.safe_load((out / "best_recipe.yaml").read_text())
+    assert merged["merge_method"] == "task_arithmetic" and (out / "merged" / "config.json").is_file()
