@@ -30,10 +30,20 @@ def test_low_rank_delta_recovered_and_error_optimal(bert_pair, tmp_path):
     assert abs(float(err) - m.relative_error) < 1e-4
 
 
-def test_threshold_cuts_rank(bert_pair):
+def test_threshold_cuts_rank_and_peft_reads_per_module_ranks(bert_pair, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModel
+
     ft, base = bert_pair
-    _, report = extract_lora(ft, base, None, rank=32, threshold=0.2)
+    adapter, report = extract_lora(ft, base, tmp_path / "t", rank=32, threshold=0.2)
     assert all(m.rank <= 3 for m in report.modules)
+    adapter_8, _ = extract_lora(ft, base, None, rank=8, modules=["attention.self.query"])
+    ranks = {m.rank for m in report.modules}
+    model = PeftModel.from_pretrained(AutoModel.from_pretrained(base), tmp_path / "t")
+    name = "encoder.layer.0.attention.self.query"
+    loaded = model.base_model.model.get_submodule(name).lora_A["default"].weight
+    assert loaded.shape[0] == adapter.loras[name].rank and len(ranks) >= 1
+    assert set(adapter_8.loras) == {f"encoder.layer.{i}.attention.self.query" for i in range(2)}
 
 
 def test_peft_oracle_same_outputs_as_delta_by_hand(bert_pair, tmp_path):
