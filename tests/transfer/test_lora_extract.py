@@ -107,3 +107,23 @@ def test_adapter_from_other_base_rejected(bert_pair, tmp_path):
     gpt = zoo.tiny("gpt2", head="base")
     with pytest.raises(TransferError, match="does not exist"):
         apply_adapter(gpt, adapter)
+
+
+def test_peft_reads_different_ranks_per_module(bert_pair, tmp_path):
+    """rank_pattern / alpha_pattern: modules of rank 1 and 3 in one folder give PEFT the same outputs as by hand."""
+    from peft import PeftModel
+    from transformers import AutoModel
+
+    from graftkit.transfer.peft_export import Adapter, LoRAFactors, write_peft_adapter
+
+    _, base = bert_pair
+    g = torch.Generator().manual_seed(0)
+    loras = {"encoder.layer.0.attention.self.query": LoRAFactors(0.1 * torch.randn(1, 32, generator=g), torch.randn(32, 1, generator=g)),
+             "encoder.layer.1.intermediate.dense": LoRAFactors(0.1 * torch.randn(3, 32, generator=g), torch.randn(64, 3, generator=g))}
+    write_peft_adapter(Adapter(loras), tmp_path / "r", model=AutoModel.from_pretrained(base))
+    ids = torch.randint(3, 128, (2, 7), generator=g)
+    peft_model = PeftModel.from_pretrained(AutoModel.from_pretrained(base), tmp_path / "r").eval()
+    by_hand = apply_adapter(AutoModel.from_pretrained(base).eval(), Adapter(loras))
+    with torch.no_grad():
+        torch.testing.assert_close(peft_model(input_ids=ids).last_hidden_state, by_hand(input_ids=ids).last_hidden_state,
+                                   atol=1e-5, rtol=1e-4)
