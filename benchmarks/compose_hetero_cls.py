@@ -85,7 +85,9 @@ def main() -> None:
         print(task, results[task], flush=True)
     line = "; ".join(f"{t}: fused {r['fused']:.1%} vs MiniLM alone {r['minilm_alone']:.1%}, mpnet alone {r['mpnet_alone']:.1%}"
                      for t, r in results.items())
-    line += f" ({N_TRAIN} train / {N_EVAL} validation examples, {EPOCHS} epoch, same steps for all; no goal set)"
+    line += (f" ({N_TRAIN} train / {N_EVAL} validation examples, {EPOCHS} epoch, same steps for all; baselines train a "
+             f"linear head on the frozen expert, the fused model also trains its adapters and router, so it has more "
+             f"trainable parameters; no goal set)")
     if DRY:
         print("dry run:", line)
         return
