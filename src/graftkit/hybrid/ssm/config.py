@@ -20,7 +20,7 @@ class SSMConfig:
     d_conv: int = 4
     dt_rank: int = 0  # 0 means ceil(d_model / 16)
     scan: str = "chunked"
-    chunk: int = 256
+    chunk: int = 0  # chunked scan: 0 means sqrt(length)
 
     def validate(self) -> None:
         from graftkit.hybrid.ssm.scan import SCANS
@@ -29,6 +29,8 @@ class SSMConfig:
             raise HybridError(f"unknown ssm kind {self.kind!r}", hint=f"use one of {', '.join(KINDS)}")
         if self.scan not in SCANS:
             raise HybridError(f"unknown scan {self.scan!r}", hint=f"use one of {', '.join(SCANS)}")
-        for name in ("d_state", "expand", "d_conv", "chunk"):
+        if self.chunk < 0:
+            raise HybridError(f"ssm chunk must be >= 0 (0: sqrt of the length), got {self.chunk}")
+        for name in ("d_state", "expand", "d_conv"):
             if getattr(self, name) < 1:
                 raise HybridError(f"ssm {name} must be >= 1, got {getattr(self, name)}")

@@ -19,7 +19,7 @@ from graftkit.hybrid.ssm.scan import SCANS, scan_chunked
 
 def _scan(config: SSMConfig, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if config.scan == "chunked":
-        return scan_chunked(a, b, chunk=config.chunk)
+        return scan_chunked(a, b, chunk=config.chunk or None)
     return SCANS[config.scan](a, b)
 
 
