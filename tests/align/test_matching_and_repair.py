@@ -18,7 +18,7 @@ def _batches(x, size=500):
 
 
 def test_activation_matching_recovers_planted_permutation(task):
-    from conftest import make_mlp
+    from .conftest import make_mlp
 
     a = make_mlp(3).eval()  # untrained: no dead ReLU units, whose order cannot be recovered (nor matters)
     spec = spec_for(a)

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(autouse=True)
 def user_cache(genome_cache, monkeypatch):
     """Real checkpoints use the user's genome cache, as `graft merge` would (cold on first run)."""
-    from conftest import USER_CACHE
+    from .conftest import USER_CACHE
 
     if USER_CACHE is None:
         monkeypatch.delenv("GRAFTKIT_CACHE", raising=False)
