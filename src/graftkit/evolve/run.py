@@ -53,12 +53,20 @@ class EvolveConfig:
 
 
 def _absolute(ref: Any, config_dir: Path | None) -> str:
-    """An existing path made absolute (relative to the working directory, then the config's folder),
-    so the recipes written elsewhere still find it; anything else is left for validation to report."""
+    """An existing path made absolute (relative to the working directory, then the config's folder) or a
+    cached zoo name made a path, so recipes written elsewhere still find it; the rest is left to validation."""
     path = Path(str(ref))
     for cand in ([path] if path.is_absolute() else [path] + ([config_dir / path] if config_dir else [])):
         if cand.exists():
             return str(cand.resolve())
+    from graftkit.errors import GraftError
+    from graftkit.zoo import is_cached, model_dir
+
+    try:  # a `graft zoo` name already on this machine
+        if is_cached(str(ref)):
+            return str(model_dir(str(ref)))
+    except GraftError:
+        pass
     return str(ref)
 
 
