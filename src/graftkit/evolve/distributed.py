@@ -51,8 +51,7 @@ def distributed_merge(config: str | Path | dict | MergeConfig, out: str | Path, 
     """Merge ``config`` into ``out`` with the tensors computed on Ray workers; returns a MergeResult."""
     from graftkit.io import CheckpointWriter, TensorInfo
     from graftkit.merge.api import _load, _plan
-    from graftkit.merge.card import model_card
-    from graftkit.merge.execute import MergeOptions, MergeResult, _write_chat_template
+    from graftkit.merge.execute import MergeOptions, MergeResult, write_companions
     from graftkit.progress import progress_bar
     from graftkit.evolve.workers import init_ray
 
@@ -76,7 +75,6 @@ def distributed_merge(config: str | Path | dict | MergeConfig, out: str | Path, 
     start = time.perf_counter()
     out = Path(out)
     layout = [TensorInfo(t.name, tuple(t.shape), t.dtype) for t in plan.tasks]
-    reference = plan.sources[plan.reference].checkpoint
     with CheckpointWriter(out, max_shard_size=shard_size, overwrite=overwrite, layout=layout) as writer:
         pending = []
         next_chunk = 0
@@ -88,15 +86,7 @@ def distributed_merge(config: str | Path | dict | MergeConfig, out: str | Path, 
                 for name, tensor in ray.get(pending.pop(0)):  # in plan order
                     writer.write(name, tensor)
                     advance(1)
-        if plan.out_config is not None:
-            writer.write_json("config.json", plan.out_config)
-        if plan.tokenizer is not None:
-            plan.tokenizer.save(writer.folder)
-        _write_chat_template(plan, writer)
-        if reference.folder is not None:
-            writer.copy_auxiliary(reference.folder)
-        writer.write_text("graftkit_merge.yaml", text or cfg.to_yaml())
         result = MergeResult(output=out, tensors=len(plan.tasks), bytes=plan.total_bytes,
                              seconds=time.perf_counter() - start, warnings=list(plan.warnings))
-        writer.write_text("README.md", model_card(plan, result, text))
+        write_companions(plan, writer, result, text or cfg.to_yaml())
     return result

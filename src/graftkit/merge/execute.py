@@ -189,7 +189,6 @@ def execute(plan: MergePlan, out: str | Path, options: MergeOptions | None = Non
             config_text: str | None = None) -> MergeResult:
     """Write the merged model of ``plan`` to ``out`` (atomically: all or nothing)."""
     from graftkit.io import CheckpointWriter, TensorInfo
-    from graftkit.merge.card import model_card
     from graftkit.progress import progress_bar
 
     options = options or MergeOptions()
@@ -197,7 +196,6 @@ def execute(plan: MergePlan, out: str | Path, options: MergeOptions | None = Non
     start = time.perf_counter()
     nan_tensors: list[str] = []
     layout = [TensorInfo(t.name, tuple(t.shape), t.dtype) for t in plan.tasks]
-    reference = plan.sources[plan.reference].checkpoint
     from graftkit.merge.data_aware import attach_statistics
 
     statistics = attach_statistics(plan)
@@ -214,19 +212,11 @@ def execute(plan: MergePlan, out: str | Path, options: MergeOptions | None = Non
                 del merged
                 reader.release(size)
                 advance(1)
-        if plan.out_config is not None:
-            writer.write_json("config.json", plan.out_config)
-        if plan.tokenizer is not None:
-            plan.tokenizer.save(writer.folder)
-        _write_chat_template(plan, writer)
-        if reference.folder is not None:
-            writer.copy_auxiliary(reference.folder)
-        writer.write_text("graftkit_merge.yaml", config_text or plan.config.to_yaml())
         result = MergeResult(
             output=out, tensors=len(plan.tasks), bytes=plan.total_bytes,
             seconds=time.perf_counter() - start, warnings=list(plan.warnings), nan_tensors=nan_tensors,
         )
-        writer.write_text("README.md", model_card(plan, result, config_text))
+        write_companions(plan, writer, result, config_text)
     for src in plan.sources:
         if src.reader is not None:
             src.reader.close()
@@ -235,9 +225,21 @@ def execute(plan: MergePlan, out: str | Path, options: MergeOptions | None = Non
     return result
 
 
-def _write_chat_template(plan: MergePlan, writer: Any) -> None:
+def write_companions(plan: MergePlan, writer: Any, result: MergeResult, config_text: str | None) -> None:
+    """Everything of a merged folder besides its tensors: config, tokenizer, chat template,
+    the reference model's auxiliary files, the merge config and the model card."""
+    from graftkit.merge.card import model_card
     from graftkit.merge.chat_template import resolve_chat_template
 
+    if plan.out_config is not None:
+        writer.write_json("config.json", plan.out_config)
+    if plan.tokenizer is not None:
+        plan.tokenizer.save(writer.folder)
     template = resolve_chat_template(plan)
     if template is not None:
         writer.write_text("chat_template.jinja", template)
+    reference = plan.sources[plan.reference].checkpoint
+    if reference.folder is not None:
+        writer.copy_auxiliary(reference.folder)
+    writer.write_text("graftkit_merge.yaml", config_text or plan.config.to_yaml())
+    writer.write_text("README.md", model_card(plan, result, config_text))

@@ -14,11 +14,18 @@ from pathlib import Path
 import torch
 
 from graftkit.data.evaluate import _encode_words, _right_pad, causal_lm_accuracy, default_prompt, perplexity
-from graftkit.data.finetune.common import FinetuneResult, FinetuneSettings, Timer, batches, schedule, set_threads
+from graftkit.data.finetune.common import (
+    FinetuneResult,
+    FinetuneSettings,
+    batches,
+    optimize,
+    schedule,
+    set_threads,
+    tail_mean,
+)
 from graftkit.data.types import Dataset
 from graftkit.errors import DataError
 from graftkit.io.atomic import atomic_directory
-from graftkit.progress import progress_bar
 
 DEFAULTS = dict(steps=200, lr=5e-5, batch_size=8, max_length=64, val_size=8192)
 CLASSIFY_DEFAULTS = dict(steps=200, lr=5e-5, batch_size=8, max_length=128, val_size=500)
@@ -36,21 +43,12 @@ def _load(base: Path, seed: int):
 def _train(model, steps: int, s: FinetuneSettings, make_batch, description: str) -> tuple[list[float], float]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     scheduler = schedule(optimizer, steps, s.warmup)
-    model.train()
-    losses: list[float] = []
-    with Timer() as timer, progress_bar(description, steps) as advance:
-        for step in range(steps):
-            input_ids, attention_mask, labels = make_batch(step)
-            loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            advance(1, description=f"{description} loss {sum(losses[-20:]) / len(losses[-20:]):.3f}")
-    model.eval()
-    return losses, timer.seconds
+
+    def loss_of(step: int) -> torch.Tensor:
+        input_ids, attention_mask, labels = make_batch(step)
+        return model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+
+    return optimize(model, optimizer, scheduler, range(steps), loss_of, description, steps)
 
 
 def _save(model, tokenizer, out: Path, record: FinetuneResult, overwrite: bool) -> None:
@@ -84,7 +82,7 @@ def train_language_model(base: Path, dataset: Dataset, out: Path, settings: Fine
     record = FinetuneResult(
         output=str(out), base=base_name or str(base), task=dataset.name, recipe="causal-lm", metric="perplexity",
         value=float(after.perplexity), validation_n=after.n, validation_loss=after.loss, train_seconds=round(seconds, 2),
-        final_train_loss=sum(losses[-20:]) / max(1, len(losses[-20:])), settings=vars(s),
+        final_train_loss=tail_mean(losses), settings=vars(s),
         extra={"perplexity_before": before.perplexity},
     )
     _save(model, tokenizer, out, record, overwrite)
@@ -121,7 +119,7 @@ def train_label_words(base: Path, dataset: Dataset, out: Path, settings: Finetun
     record = FinetuneResult(
         output=str(out), base=base_name or str(base), task=dataset.name, recipe="causal-lm-label-words",
         metric="accuracy", value=float(result.accuracy), validation_n=result.n, validation_loss=result.loss,
-        train_seconds=round(seconds, 2), final_train_loss=sum(losses[-20:]) / max(1, len(losses[-20:])),
+        train_seconds=round(seconds, 2), final_train_loss=tail_mean(losses),
         settings=vars(s), label_names=list(dataset.label_names),
         extra={"prompt": default_prompt("{text}"), "label_words": list(dataset.label_names)},
     )

@@ -13,10 +13,17 @@ from pathlib import Path
 import torch
 
 from graftkit.data.evaluate import classification_accuracy
-from graftkit.data.finetune.common import FinetuneResult, FinetuneSettings, Timer, batches, schedule, set_threads
+from graftkit.data.finetune.common import (
+    FinetuneResult,
+    FinetuneSettings,
+    batches,
+    optimize,
+    schedule,
+    set_threads,
+    tail_mean,
+)
 from graftkit.data.types import Dataset
 from graftkit.io.atomic import atomic_directory
-from graftkit.progress import progress_bar
 
 def pad_batch(encoded: dict, idx: list[int], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-pad the pre-tokenized examples ``idx`` to their longest member."""
@@ -50,25 +57,18 @@ def train_classifier(base: Path, dataset: Dataset, out: Path, settings: Finetune
     labels = torch.tensor(train.labels)
     optimizer = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     scheduler = schedule(optimizer, s.steps, s.warmup)
-    model.train()
-    losses: list[float] = []
-    with Timer() as timer, progress_bar(f"fine-tune {dataset.name}", s.steps) as advance:
-        for idx in batches(len(train), s.batch_size, s.steps, s.seed):
-            batch = pad_batch(encoded, idx, tokenizer.pad_token_id or 0)
-            loss = model(**batch, labels=labels[idx]).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            advance(1, description=f"fine-tune {dataset.name} loss {sum(losses[-20:]) / len(losses[-20:]):.3f}")
+    pad_id = tokenizer.pad_token_id or 0
+    losses, seconds = optimize(
+        model, optimizer, scheduler, batches(len(train), s.batch_size, s.steps, s.seed),
+        lambda idx: model(**pad_batch(encoded, idx, pad_id), labels=labels[idx]).loss,
+        f"fine-tune {dataset.name}", s.steps,
+    )
     val = validation.head(s.val_size) if s.val_size else validation
     result = classification_accuracy(model, val, tokenizer, max_length=s.max_length, description="validate")
     record = FinetuneResult(
         output=str(out), base=base_name or str(base), task=dataset.name, recipe="sequence-classification",
         metric="accuracy", value=float(result.accuracy), validation_n=result.n, validation_loss=result.loss,
-        train_seconds=round(timer.seconds, 2), final_train_loss=sum(losses[-20:]) / max(1, len(losses[-20:])),
+        train_seconds=round(seconds, 2), final_train_loss=tail_mean(losses),
         settings=vars(s), label_names=list(dataset.label_names),
     )
     with atomic_directory(out, overwrite=overwrite) as tmp:

@@ -9,6 +9,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -149,3 +150,30 @@ class Timer:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.start
+
+
+def optimize(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, steps: Iterable[Any],
+             loss_of: Callable[[Any], torch.Tensor], description: str, total: int) -> tuple[list[float], float]:
+    """The one training loop of every recipe: loss, backward, clip at 1.0, step; returns losses and seconds."""
+    from graftkit.progress import progress_bar
+
+    model.train()
+    losses: list[float] = []
+    with Timer() as timer, progress_bar(description, total) as advance:
+        for batch in steps:
+            loss = loss_of(batch)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            advance(1, description=f"{description} loss {tail_mean(losses):.3f}")
+    model.eval()
+    return losses, timer.seconds
+
+
+def tail_mean(losses: list[float], n: int = 20) -> float:
+    """Mean of the last ``n`` losses (the running training loss that gets reported)."""
+    tail = losses[-n:]
+    return sum(tail) / max(1, len(tail))

@@ -13,11 +13,18 @@ from pathlib import Path
 import torch
 
 from graftkit.data.evaluate import image_accuracy
-from graftkit.data.finetune.common import FinetuneResult, FinetuneSettings, Timer, batches, schedule, set_threads
+from graftkit.data.finetune.common import (
+    FinetuneResult,
+    FinetuneSettings,
+    batches,
+    optimize,
+    schedule,
+    set_threads,
+    tail_mean,
+)
 from graftkit.data.types import Dataset
 from graftkit.errors import DataError
 from graftkit.io.atomic import atomic_directory
-from graftkit.progress import progress_bar
 
 PRESETS = {
     "vit-tiny": dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, intermediate_size=128),
@@ -67,25 +74,19 @@ def train_vit(base: str | Path, dataset: Dataset, out: Path, settings: FinetuneS
     labels = torch.tensor(train.labels)
     optimizer = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=0.05)
     scheduler = schedule(optimizer, s.steps, s.warmup)
-    model.train()
-    losses: list[float] = []
-    with Timer() as timer, progress_bar(f"train {base} on {dataset.name}", s.steps) as advance:
-        for idx in batches(len(train), s.batch_size, s.steps, s.seed):
-            index = torch.tensor(idx)
-            loss = model(pixel_values=train.images[index], labels=labels[index]).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            advance(1, description=f"train {dataset.name} loss {sum(losses[-20:]) / len(losses[-20:]):.3f}")
+
+    def loss_of(idx: list[int]) -> torch.Tensor:
+        index = torch.tensor(idx)
+        return model(pixel_values=train.images[index], labels=labels[index]).loss
+
+    losses, seconds = optimize(model, optimizer, scheduler, batches(len(train), s.batch_size, s.steps, s.seed),
+                               loss_of, f"train {base} on {dataset.name}", s.steps)
     val = dataset.validation.head(s.val_size) if s.val_size else dataset.validation
     result = image_accuracy(model, val, description="validate")
     record = FinetuneResult(
         output=str(out), base=str(base), task=dataset.name, recipe="image-classification", metric="accuracy",
-        value=float(result.accuracy), validation_n=result.n, validation_loss=result.loss, train_seconds=round(timer.seconds, 2),
-        final_train_loss=sum(losses[-20:]) / max(1, len(losses[-20:])), settings=vars(s), label_names=list(dataset.label_names),
+        value=float(result.accuracy), validation_n=result.n, validation_loss=result.loss, train_seconds=round(seconds, 2),
+        final_train_loss=tail_mean(losses), settings=vars(s), label_names=list(dataset.label_names),
     )
     side = int(train.images.shape[-1])
     processor = ViTImageProcessor(do_resize=False, do_rescale=True, rescale_factor=1 / 255, do_normalize=False,
