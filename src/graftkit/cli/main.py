@@ -24,14 +24,14 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 # Modules that add commands to the app, in the order --help lists them.
 COMMAND_MODULES: list[str] = [
     "graftkit.cli.demo",
+    "graftkit.cli.zoo",
+    "graftkit.cli.data",
     "graftkit.cli.merge",
     "graftkit.cli.moe",
-    "graftkit.cli.zoo",
-    "graftkit.cli.similarity",
     "graftkit.cli.inspect",
     "graftkit.cli.transplant",
+    "graftkit.cli.similarity",
     "graftkit.cli.align",
-    "graftkit.cli.data",
     "graftkit.cli.fuse",
     "graftkit.cli.transfer",
     "graftkit.cli.hybrid",
