@@ -14,6 +14,7 @@ separately. Goal: graftkit <= 0.5x mergekit's time and <= 0.5x its peak RSS.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -118,7 +119,7 @@ def record(results: dict, repeats: int, checked: dict | None) -> None:
         + (f"; not measured: {', '.join(missing)}" if missing else "")
         + f"; goal <= 0.5x both for every method: {'met' if met and not missing else 'NOT met'}"
         + (f"; with the post-merge check, linear takes {checked['seconds']:.1f}s in all" if checked else "")
-        + " (2 shared cores, heavily loaded by other jobs while measured)")
+        + f" (2 cores, load average {os.getloadavg()[0]:.1f} at the end of the run)")
 
 
 if __name__ == "__main__":
