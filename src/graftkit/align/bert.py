@@ -13,7 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from graftkit.align.spec import AxisRef, Group, HeadGroup, PermutationSpec, axes_from_rules
+from graftkit.align.spec import (
+    AxisRef,
+    Group,
+    HeadGroup,
+    PermutationSpec,
+    axes_from_rules,
+    transformer_sites,
+)
 
 
 def bert_spec(names: Iterable[str], config: dict[str, Any], residual: bool = True) -> PermutationSpec:
@@ -64,13 +71,6 @@ def bert_spec(names: Iterable[str], config: dict[str, Any], residual: bool = Tru
     axes = axes_from_rules(names, rules, "bert")
     prefix = next((n[: -len("embeddings.word_embeddings.weight")] for n in names
                    if n.endswith("embeddings.word_embeddings.weight")), "")
-    sites: dict[str, list[str]] = {}
-    if residual:
-        sites["R"] = [f"{prefix}embeddings"] + [f"{prefix}encoder.layer.{i}" for i in range(layers)]
-    for i in range(layers):
-        base = f"{prefix}encoder.layer.{i}."
-        sites[f"L{i}.ffn"] = [base + "intermediate"]
-        sites[f"L{i}.attn:q"] = [base + "attention.self.query"]
-        sites[f"L{i}.attn:k"] = [base + "attention.self.key"]
-        sites[f"L{i}.attn:v"] = [base + "attention.self.value"]
+    sites = transformer_sites(f"{prefix}embeddings", f"{prefix}encoder.layer", layers, "ffn", "intermediate",
+                              "attention.self.query", "attention.self.key", "attention.self.value", residual)
     return PermutationSpec(groups=groups, axes=axes, sites=sites, family="bert")

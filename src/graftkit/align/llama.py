@@ -15,7 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from graftkit.align.spec import AxisRef, Group, HeadGroup, PermutationSpec, axes_from_rules
+from graftkit.align.spec import (
+    AxisRef,
+    Group,
+    HeadGroup,
+    PermutationSpec,
+    axes_from_rules,
+    transformer_sites,
+)
 
 
 def llama_spec(names: Iterable[str], config: dict[str, Any], residual: bool = True) -> PermutationSpec:
@@ -60,13 +67,6 @@ def llama_spec(names: Iterable[str], config: dict[str, Any], residual: bool = Tr
     ]
     axes = axes_from_rules(names, rules, "llama")
     prefix = "model." if any(n.startswith("model.") for n in names) else ""
-    sites: dict[str, list[str]] = {}
-    if residual:
-        sites["R"] = [f"{prefix}embed_tokens"] + [f"{prefix}layers.{i}" for i in range(layers)]
-    for i in range(layers):
-        base = f"{prefix}layers.{i}."
-        sites[f"L{i}.mlp"] = [base + "mlp.up_proj"]
-        sites[f"L{i}.attn:q"] = [base + "self_attn.q_proj"]
-        sites[f"L{i}.attn:k"] = [base + "self_attn.k_proj"]
-        sites[f"L{i}.attn:v"] = [base + "self_attn.v_proj"]
+    sites = transformer_sites(f"{prefix}embed_tokens", f"{prefix}layers", layers, "mlp", "mlp.up_proj",
+                              "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", residual)
     return PermutationSpec(groups=groups, axes=axes, sites=sites, family="llama")

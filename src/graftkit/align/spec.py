@@ -263,3 +263,24 @@ def axes_from_rules(
                 "write a PermutationSpec by hand (graftkit.align.spec) or open an issue",
             )
     return axes
+
+
+def transformer_sites(embeddings: str, layer_root: str, layers: int, ffn_group: str, ffn: str,
+                      q: str, k: str, v: str, residual: bool) -> dict[str, list[str]]:
+    """Where activation matching records each group of a transformer stack.
+
+    ``embeddings`` and ``layer_root`` are module paths (``layer_root.{i}`` is block i);
+    ``ffn``, ``q``, ``k``, ``v`` are paths inside a block. The residual group ``R`` is read
+    at the embeddings and every block output, the attention groups at q/k/v, the FFN group
+    at its first projection.
+    """
+    sites: dict[str, list[str]] = {}
+    if residual:
+        sites["R"] = [embeddings] + [f"{layer_root}.{i}" for i in range(layers)]
+    for i in range(layers):
+        base = f"{layer_root}.{i}."
+        sites[f"L{i}.{ffn_group}"] = [base + ffn]
+        sites[f"L{i}.attn:q"] = [base + q]
+        sites[f"L{i}.attn:k"] = [base + k]
+        sites[f"L{i}.attn:v"] = [base + v]
+    return sites
