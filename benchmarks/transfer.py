@@ -12,11 +12,8 @@ width, other depth) and all-mpnet-base-v2 (other width and family). Per pair:
   texts), then the same probe on its features.
 
 gap recovered = (ours - floor) / (ceiling - floor); goal >= 0.70. Every adapter is also
-checked label-free against the source (teacher agreement with vs without it). Pooled
-features of every variant on a shared pool of SST-2 + TREC texts are cached for the
-fingerprint part (`--part fingerprints`): retrieval accuracy of "same task, other model"
-against "other task, same model" with a contrastively trained CapabilityExtractor,
-trained and tested leave-one-model-family-out.
+checked label-free against the source (teacher agreement with vs without it). Capability
+fingerprints have their own benchmark, benchmarks/transfer_fingerprint.py.
 
 Sized for the shared 2-core machine:
     nice -n 10 timeout 3000 .venv/bin/python benchmarks/transfer.py --targets paraphrase-MiniLM-L3-v2
@@ -119,13 +116,6 @@ def adapted(target, adapter):
                    max_length=target.max_length)
 
 
-def pool_texts(n: int) -> list[str]:
-    from graftkit.data import load_dataset
-
-    a, b = load_dataset("sst2").validation.texts, load_dataset("trec").validation.texts
-    return [t for pair in zip(a[:n // 2], b[:n // 2]) for t in pair]
-
-
 def run_pair(task: str, target_name: str, args, results: dict) -> None:
     from graftkit.data import load_dataset
     from graftkit.transfer.generators import DistillGenerator, Encoder, SubspaceGenerator, generate_and_check
@@ -144,7 +134,6 @@ def run_pair(task: str, target_name: str, args, results: dict) -> None:
     test = ds.test if getattr(ds, "test", None) is not None and len(ds.test) else ds.validation
     test_texts, test_labels = test.texts[: args.test], test.labels[: args.test]
     classes = len(ds.label_names)
-    pool = pool_texts(args.pool)
 
     src_path = expert(task)
     source = Encoder.load(src_path, max_length=args.max_length)
@@ -155,14 +144,10 @@ def run_pair(task: str, target_name: str, args, results: dict) -> None:
 
     def score(enc, label):
         acc = probe_accuracy(enc.features(probe_texts), probe_labels, enc.features(test_texts), test_labels, classes)
-        feats_dir = CACHE / "features"
-        feats_dir.mkdir(parents=True, exist_ok=True)
-        torch.save(enc.features(pool), feats_dir / f"{task}__{target_name}__{label}.pt")
         log(f"  {key} {label}: probe accuracy {acc:.3f} ({time.time() - t0:.0f}s)")
         return acc
 
     source_acc = probe_accuracy(source.features(probe_texts), probe_labels, source.features(test_texts), test_labels, classes)
-    torch.save(source.features(pool), CACHE / "features" / f"{task}__{SOURCE_BASE}__expert.pt") if (CACHE / "features").is_dir() else None
     row["source_probe"] = source_acc
     row["floor"] = score(target, "floor")
     modules = None
@@ -191,8 +176,7 @@ def write(results: dict) -> None:
     if RESULT.is_file():  # runs of different pairs may overlap: keep what another run wrote
         old = json.loads(RESULT.read_text())
         results["pairs"] = {**old.get("pairs", {}), **results["pairs"]}
-        if "fingerprints" not in results and "fingerprints" in old:
-            results["fingerprints"] = old["fingerprints"]
+    results.pop("fingerprints", None)  # measured by benchmarks/transfer_fingerprint.py since the extractor's redesign
     RESULT.write_text(json.dumps(results, indent=2))
     pairs = results["pairs"]
     parts = []
@@ -205,9 +189,7 @@ def write(results: dict) -> None:
         parts.append(f"{key}{setting} floor {r['floor']:.3f} / distill {r['distill']:.3f} (gap {fmt(gd)}) / subspace "
                      f"{r['subspace']:.3f} (gap {fmt(gs)}) / ceiling {r['ceiling']:.3f}")
     met = [r["distill_gap_recovered"] is not None and r["distill_gap_recovered"] >= 0.7 for r in pairs.values()]
-    fp = results.get("fingerprints")
-    fp_txt = (f"; fingerprint retrieval {fp['retrieval_accuracy']:.2f} over {fp['queries']} queries (chance 0.5)"
-              if fp else "; fingerprints not measured")
+    fp_txt = "; fingerprints: see transfer_fingerprint"
     missing = [f"{t}->{m}" for t in ALL_TASKS for m in ALL_TARGETS if f"{t}->{m}" not in pairs]
     line = (f"- **{KEY}** (MiniLM-L6 experts, label-free adapters vs labeled LoRA; probe = labeled texts for the linear "
             f"probe, unlabeled = texts the adapters are made from): " + "; ".join(parts)
@@ -220,40 +202,6 @@ def write(results: dict) -> None:
     path.write_text("".join(lines) + line)
 
 
-def fingerprints(results: dict, args) -> None:
-    """Retrieval: does a fingerprint sit closer to the same task in another model than to another task in the same model?"""
-    from graftkit.transfer.extractor import CapabilityExtractor, ExtractorSettings, train_extractor
-
-    files = sorted((CACHE / "features").glob("*.pt"))
-    views = []  # (task, model family, label, features)
-    for f in files:
-        task, model, label = f.stem.split("__")
-        if label in ("floor",):
-            continue  # the untouched target has no task capability
-        views.append((task, f"{model}/{label}", torch.load(f, weights_only=True)))
-    tasks = sorted({v[0] for v in views})
-    if len(tasks) < 2:
-        log("fingerprints: need views of two tasks; skipped")
-        return
-    extractor = CapabilityExtractor(ExtractorSettings(layers=2, hidden=256, dim=128, ff=512))
-    train_extractor(extractor, [(v[2], tasks.index(v[0])) for v in views], steps=args.fp_steps, seed=0)
-    fps = [extractor.fingerprint(v[2]) for v in views]
-    hits = total = 0
-    for i, (task, model, _) in enumerate(views):
-        same_task = [j for j, v in enumerate(views) if v[0] == task and v[1] != model]
-        other_task = [j for j, v in enumerate(views) if v[0] != task and v[1] == model]
-        for j in same_task:
-            for k in other_task:
-                total += 1
-                hits += int(torch.cosine_similarity(fps[i], fps[j], 0) > torch.cosine_similarity(fps[i], fps[k], 0))
-    results["fingerprints"] = {"retrieval_accuracy": hits / max(1, total), "queries": total, "views": [v[:2] for v in views],
-                               "note": "extractor trained on these views (no held-out family: too few models fit the CPU budget)"}
-    from graftkit.transfer.plot import plot_similarity
-
-    plot_similarity(torch.stack(fps), [f"{v[1]}:{v[0]}" for v in views], ROOT / "benchmarks" / "results" / "transfer_fingerprints.png")
-    log(f"fingerprint retrieval {hits}/{total}")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tasks", default="sst2,trec")
@@ -262,13 +210,10 @@ def main() -> None:
     p.add_argument("--unlabeled", type=int, default=256)
     p.add_argument("--check", type=int, default=64)
     p.add_argument("--test", type=int, default=300)
-    p.add_argument("--pool", type=int, default=64)
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--max-length", type=int, default=32)
-    p.add_argument("--fp-steps", type=int, default=150)
-    p.add_argument("--part", default="all", choices=["all", "pairs", "fingerprints"])
     args = p.parse_args()
     torch.set_num_threads(1)
     os.environ.setdefault("GRAFTKIT_QUIET", "1")
@@ -276,15 +221,10 @@ def main() -> None:
     results = json.loads(RESULT.read_text()) if RESULT.is_file() else {"pairs": {}}
     results["config"] = {**{k: v for k, v in vars(args).items()}, "tasks": tasks, "targets": targets, "expert": EXPERT}
     results.setdefault("pairs", {})
-    (CACHE / "features").mkdir(parents=True, exist_ok=True)
-    if args.part in ("all", "pairs"):
-        for target in targets:
-            for task in tasks:
-                run_pair(task, target, args, results)
-                write(results)
-    if args.part in ("all", "fingerprints"):
-        fingerprints(results, args)
-    write(results)
+    for target in targets:
+        for task in tasks:
+            run_pair(task, target, args, results)
+            write(results)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,13 @@ def test_generate_apply_fingerprint(transfer_folders, tmp_path, capsys):
     # an adapter for another base: error naming the module, nothing written
     assert main(["--quiet", "transfer", "apply", str(f["base"]), str(tmp_path / "ad"), str(tmp_path / "bad")]) == 2
     assert "encoder.layer" in said(capsys) and not (tmp_path / "bad").exists()
-    assert main(["--quiet", "transfer", "fingerprint", f"a={f['expert']}", f"b={f['target']}", f"a={f['base']}",
-                 "--texts", str(texts), "--n-texts", "16", "--steps", "3", "--png", str(tmp_path / "fp.png")]) == 0
+    assert main(["--quiet", "transfer", "fingerprint", f"a={f['expert']}@{f['base']}", f"b={f['target']}@{f['base']}",
+                 f"a={f['base']}@{f['base']}", "--texts", str(texts), "--n-texts", "16", "--anchors", "8", "--steps", "3",
+                 "--png", str(tmp_path / "fp.png"), "--save-extractor", str(tmp_path / "ex")]) == 0
     assert (tmp_path / "fp.png").is_file()
+    assert main(["--quiet", "transfer", "fingerprint", f"a={f['expert']}", f"b={f['target']}", "--texts", str(texts),
+                 "--n-texts", "16", "--extractor", str(tmp_path / "ex")]) == 2  # the saved extractor needs the bases
+    assert "no base activations" in said(capsys)
+    assert main(["--quiet", "transfer", "fingerprint", f"a={f['expert']}@{f['base']}", f"b={f['target']}", "--texts",
+                 str(texts), "--n-texts", "16"]) == 2
+    assert "some models have an @BASE" in said(capsys)

@@ -1,5 +1,5 @@
-"""Extractor, interpolator, fusion and plot on synthetic views: two capabilities seen
-through random linear 'models' of different widths."""
+"""Extractor, interpolator, fusion and plot on synthetic views: two capabilities (which
+input directions a fine-tune amplifies) added to random linear 'models' of different widths."""
 
 from __future__ import annotations
 
@@ -12,58 +12,87 @@ from graftkit.transfer.fusion import TaskGate, fuse, weighted_average
 from graftkit.transfer.interpolator import SizeInterpolator
 from graftkit.transfer.plot import plot_similarity
 
-SMALL = ExtractorSettings(components=8, hidden=32, layers=1, heads=4, ff=64, dim=16, dropout=0.0)
+ANCHORS = 12
+SMALL = ExtractorSettings(anchors=ANCHORS, hidden=32, layers=1, heads=4, ff=64, dim=16, dropout=0.0)
 
 
-def capability(kind: int, n: int = 40, seed: int = 0) -> torch.Tensor:
-    """Latent (n, 6) points: capability 0 is two tight clusters, capability 1 a spread-out line."""
-    g = torch.Generator().manual_seed(seed)
-    if kind == 0:
-        centers = torch.tensor([[3.0, 0, 0, 0, 0, 0], [-3.0, 0, 0, 0, 0, 0]])
-        return centers[torch.arange(n) % 2] + 0.3 * torch.randn(n, 6, generator=g)
-    t = torch.linspace(-2, 2, n)[:, None]
-    return t * torch.tensor([[1.0, 1, 0, 0, 0, 0]]) + 0.6 * torch.randn(n, 6, generator=g)
+def texts(n: int, seed: int) -> torch.Tensor:
+    """Latent inputs (n, 6); the anchors (seed 0) come first in every view."""
+    anchors = torch.randn(ANCHORS, 6, generator=torch.Generator().manual_seed(0))
+    return torch.cat([anchors, torch.randn(n, 6, generator=torch.Generator().manual_seed(seed))])
 
 
-def view(kind: int, width: int, model_seed: int, data_seed: int = 0) -> torch.Tensor:
+def model(width: int, model_seed: int) -> torch.Tensor:
+    """A random 'base model': a linear map of the latent inputs plus a model-specific distortion."""
     g = torch.Generator().manual_seed(1000 + model_seed)
-    q, _ = torch.linalg.qr(torch.randn(width, 6, generator=g))
-    return capability(kind, seed=data_seed) @ q.T
+    return torch.randn(6, width, generator=g) * torch.rand(6, 1, generator=g).add(0.5)
+
+
+def view(kind: int | None, width: int, model_seed: int, data_seed: int = 1, n: int = 40) -> torch.Tensor:
+    """Capability 0 amplifies input directions 0-1, capability 1 directions 2-3; None is the base model."""
+    u = texts(n, data_seed)
+    if kind is not None:
+        gain = torch.ones(6)
+        gain[2 * kind: 2 * kind + 2] = 3.0
+        u = u * gain
+    return u @ model(width, model_seed)
 
 
 def test_width_agnostic_deterministic_and_saved(tmp_path):
     ex = CapabilityExtractor(SMALL)
-    a, b = view(0, 32, 1), view(0, 64, 2)
-    fa, fb = ex.fingerprint(a), ex.fingerprint(b)
+    fa, fb = ex.fingerprint(view(0, 32, 1), view(None, 32, 1)), ex.fingerprint(view(0, 64, 2), view(None, 64, 2))
     assert fa.shape == fb.shape == (16,)
-    assert similarity(fa, ex.fingerprint(a)) == pytest.approx(1.0, abs=1e-6)  # eval mode: itself is 1 (UMAF: 0.916)
+    assert similarity(fa, ex.fingerprint(view(0, 32, 1), view(None, 32, 1))) == pytest.approx(1.0, abs=1e-6)  # UMAF: 0.916
     ex.save(tmp_path / "ex")
     again = CapabilityExtractor.load(tmp_path / "ex")
-    torch.testing.assert_close(again.fingerprint(a), fa)
+    torch.testing.assert_close(again.fingerprint(view(0, 32, 1), view(None, 32, 1)), fa)
     d = ExtractorSettings()
     assert (d.dim, d.layers, d.heads, d.ff) == (512, 4, 8, 2048)  # the issue's defaults
+    (tmp_path / "ex" / "extractor.json").write_text('{"components": 64}')
+    with pytest.raises(TransferError, match="components"):
+        CapabilityExtractor.load(tmp_path / "ex")
 
 
-def test_contrastive_training_separates_capabilities_on_a_new_width():
+def test_tokens_are_width_independent_and_keep_the_inputs_apart():
     ex = CapabilityExtractor(SMALL)
-    views = [(view(k, w, s, data_seed=s), k) for k in (0, 1) for w, s in ((32, 1), (48, 2))]
-    losses = train_extractor(ex, views, steps=60, batch=8, lr=3e-3)
+    # the same model seen at two widths through an orthogonal embedding gives the same tokens
+    q, _ = torch.linalg.qr(torch.randn(64, 32, generator=torch.Generator().manual_seed(3)))
+    a, b = view(0, 32, 1), view(None, 32, 1)
+    torch.testing.assert_close(ex.process(a, b), ex.process(a @ q.T, b @ q.T), atol=1e-4, rtol=1e-4)
+    assert ex.process(a, b).shape == (40, 2 * ANCHORS)  # one token per input text, anchors as columns
+
+
+def test_contrastive_training_names_the_capability_on_a_new_model_and_new_inputs():
+    ex = CapabilityExtractor(SMALL)
+    views = [(view(k, w, s), k, view(None, w, s)) for k in (0, 1) for w, s in ((32, 1), (48, 2), (40, 3))]
+    losses = train_extractor(ex, views, steps=80, batch=8, lr=3e-3)
     assert sum(losses[-10:]) < sum(losses[:10])
-    q0, q1 = ex.fingerprint(view(0, 80, 7, data_seed=5)), ex.fingerprint(view(1, 80, 7, data_seed=5))
-    r0, r1 = ex.fingerprint(view(0, 32, 1)), ex.fingerprint(view(1, 32, 1))
+    # held out: a model of another width, on inputs never seen in training
+    q0 = ex.fingerprint(view(0, 80, 7, data_seed=5), view(None, 80, 7, data_seed=5))
+    q1 = ex.fingerprint(view(1, 80, 7, data_seed=5), view(None, 80, 7, data_seed=5))
+    r0 = ex.fingerprint(view(0, 32, 1, data_seed=5), view(None, 32, 1, data_seed=5))
+    r1 = ex.fingerprint(view(1, 32, 1, data_seed=5), view(None, 32, 1, data_seed=5))
+    assert similarity(q0, r0) > similarity(q0, q1)  # same task, other model beats other task, same model
+    assert similarity(q1, r1) > similarity(q1, q0)
     assert similarity(q0, r0) > similarity(q0, r1)
-    assert similarity(q1, r1) > similarity(q1, r0)
 
 
-def test_similarity_metrics():
+def test_similarity_metrics_and_bad_views():
     a, b = torch.randn(16), torch.randn(16)
     for metric in ("cosine", "pearson", "kl"):
         assert similarity(a, a, metric) == pytest.approx(1.0, abs=1e-5)
         assert similarity(a, b, metric) < 1.0
     with pytest.raises(TransferError, match="unknown similarity"):
         similarity(a, b, "l2")
-    with pytest.raises(TransferError, match="at least 2 texts"):
-        CapabilityExtractor(SMALL).fingerprint(torch.randn(1, 8))
+    ex = CapabilityExtractor(SMALL)
+    with pytest.raises(TransferError, match="anchor texts first"):
+        ex.fingerprint(torch.randn(ANCHORS - 1, 8), torch.randn(ANCHORS - 1, 8))
+    with pytest.raises(TransferError, match="no base activations"):
+        ex.fingerprint(view(0, 32, 1))
+    with pytest.raises(TransferError, match="base activations cover"):
+        ex.fingerprint(view(0, 32, 1), view(None, 32, 1, n=20))
+    with pytest.raises(TransferError, match="delta=False"):
+        CapabilityExtractor(ExtractorSettings(anchors=ANCHORS, delta=False, hidden=32, heads=4)).fingerprint(view(0, 32, 1), view(None, 32, 1))
 
 
 def test_interpolator_learns_a_scale_shift():

@@ -18,7 +18,7 @@ transfer_app = typer.Typer(
         "Examples:\n\n"
         "  graft transfer generate experts/sst2 paraphrase-MiniLM-L3-v2 out/l3-sst2 --method distill --texts sst2\n\n"
         "  graft transfer apply paraphrase-MiniLM-L3-v2 out/l3-sst2 out/l3-merged\n\n"
-        "  graft transfer fingerprint experts/sst2 experts/trec --extractor fp.pt --png fp.png"
+        "  graft transfer fingerprint sst2=experts/sst2@all-MiniLM-L6-v2 trec=experts/trec@all-MiniLM-L6-v2 --png fp.png"
     ),
     no_args_is_help=True,
 )
@@ -158,9 +158,10 @@ def apply_command(
 
 @transfer_app.command("fingerprint")
 def fingerprint_command(
-    models: list[str] = typer.Argument(..., help="LABEL=MODEL pairs (label = the capability, e.g. sst2=experts/sst2)."),
-    texts: str = typer.Option("sst2", "--texts", help="Probe texts (dataset name or .txt), the same for every model."),
-    n_texts: int = typer.Option(64, "--n-texts", help="How many probe texts."),
+    models: list[str] = typer.Argument(..., help="LABEL=MODEL or LABEL=MODEL@BASE (label = the capability; BASE = the model it was fine-tuned from)."),
+    texts: str = typer.Option("sst2", "--texts", help="Probe texts (dataset name or .txt), the same for every model; the first --anchors are the anchors."),
+    n_texts: int = typer.Option(64, "--n-texts", help="How many probe texts (anchors included)."),
+    anchors: int = typer.Option(32, "--anchors", help="Anchor texts (a trained extractor keeps its own count)."),
     extractor: Optional[Path] = typer.Option(None, "--extractor", help="A saved extractor; without it one is trained on these models."),
     save_extractor: Optional[Path] = typer.Option(None, "--save-extractor", help="Where to save the extractor trained here."),
     steps: int = typer.Option(100, "--steps", help="Training steps when no --extractor is given."),
@@ -169,7 +170,12 @@ def fingerprint_command(
 ) -> None:
     """Fingerprint models' capabilities (512-D) and print their pairwise similarity.
 
-    Example: graft transfer fingerprint sst2=experts/sst2 trec=experts/trec sst2=experts/l3-sst2 --png fp.png
+    Each model is run on the same probe texts; its fingerprint encodes how the texts sit
+    relative to the anchor texts and, with @BASE, how the fine-tune changed that relative
+    to its base model (what names the task rather than the model; give a BASE to every
+    model or to none).
+
+    Example: graft transfer fingerprint sst2=experts/sst2@all-MiniLM-L6-v2 trec=experts/trec@all-MiniLM-L6-v2 sst2=out/l3-merged@paraphrase-MiniLM-L3-v2 --png fp.png
     """
     import torch
 
@@ -179,24 +185,37 @@ def fingerprint_command(
     from graftkit.transfer.generators import Encoder
     from graftkit.transfer.plot import plot_similarity, similarity_matrix
 
-    pairs = []
+    specs = []
     for m in models:
         if "=" not in m:
-            raise TransferError(f"{m!r} is not LABEL=MODEL", hint="e.g. sst2=experts/sst2")
-        pairs.append(tuple(m.split("=", 1)))
+            raise TransferError(f"{m!r} is not LABEL=MODEL[@BASE]", hint="e.g. sst2=experts/sst2@all-MiniLM-L6-v2")
+        label, rest = m.split("=", 1)
+        path, _, base = rest.partition("@")
+        specs.append((label, path, base or None))
+    with_base = {b is not None for _, _, b in specs}
+    if len(with_base) > 1:
+        raise TransferError("some models have an @BASE and others not", hint="give every model its base, or none")
+    ex = CapabilityExtractor.load(extractor) if extractor is not None else None
+    m_anchors = ex.settings.anchors if ex is not None else anchors
+    if n_texts < m_anchors + 2:
+        raise TransferError(f"--n-texts {n_texts} leaves fewer than 2 texts after {m_anchors} anchors",
+                            hint=f"use --n-texts {m_anchors + 32} or fewer --anchors")
     probe = _texts(texts, n_texts)
-    feats = [Encoder.load(path).features(probe) for _, path in pairs]
-    if extractor is not None:
-        ex = CapabilityExtractor.load(extractor)
-    else:
-        labels = sorted({l for l, _ in pairs})
-        ex = CapabilityExtractor(ExtractorSettings(layers=2, hidden=256, ff=1024))
-        train_extractor(ex, [(f, labels.index(l)) for f, (l, _) in zip(feats, pairs)], steps=steps)
+    feats = [Encoder.load(path).features(probe) for _, path, _ in specs]
+    bases: dict[str, torch.Tensor] = {}
+    for _, _, b in specs:
+        if b is not None and b not in bases:
+            bases[b] = Encoder.load(b).features(probe)
+    base_feats = [bases[b] if b is not None else None for _, _, b in specs]
+    if ex is None:
+        ex = CapabilityExtractor(ExtractorSettings(anchors=m_anchors, delta=True in with_base, layers=2, hidden=256, ff=1024))
+        train_extractor(ex, [(f, l) + ((b,) if b is not None else ()) for f, (l, _, _), b in zip(feats, specs, base_feats)],
+                        steps=steps)
         console.print("[yellow]extractor trained on these same models: similarities show fit, not generalization[/]")
         if save_extractor is not None:
             ex.save(save_extractor)
-    fps = torch.stack([ex.fingerprint(f) for f in feats])
-    names = [f"{l}:{Path(p).name}" for l, p in pairs]
+    fps = torch.stack([ex.fingerprint(f, b) for f, b in zip(feats, base_feats)])
+    names = [f"{l}:{Path(p).name}" for l, p, _ in specs]
     m = similarity_matrix(fps, metric)
     for i, n in enumerate(names):
         console.print(n + "  " + " ".join(f"{float(v):.3f}" for v in m[i]))

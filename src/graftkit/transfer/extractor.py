@@ -1,22 +1,33 @@
-"""Capability extractor: activations of any model on a set of texts -> a 512-D fingerprint.
+"""Capability extractor: activations of any model on a fixed probe set -> a 512-D fingerprint.
 
 UMAF's seed fixed the input width and left an untrained extractor in training mode (a
-model's similarity to itself 0.916). Here the input processor makes any width fit: each
-view's activations (texts x features) are normalized (L2 per text, or layer norm),
-centered, and projected on their top ``components`` principal directions (signs fixed
-by skewness, scaled by singular values, zero-padded below that count), so a model of
-width 384 and one of 768 give the encoder the same shape. Each text is one token of a
-transformer encoder without positions (the set of texts has no order), the mean of its
-outputs goes through a 2-layer projection head, and the result is L2-normalized.
-Training is supervised-contrastive (SupCon): random subsets of texts of views with the
-same capability label are pulled together, others pushed apart. ``fingerprint`` always
-runs in eval mode without gradients, so a model's similarity to itself is exactly 1.
+model's similarity to itself 0.916). A first version here fed the encoder each view's own
+principal coordinates: any width fit, but a set of principal coordinates has lost which
+text is which, so it described the shape of a model's point cloud (model identity) and
+retrieval across model families was at chance (0.51).
+
+Now the input is width-independent and keeps text identity (relative representations,
+Moschella et al. 2023). Every view's activations come on the same texts: the first
+``anchors`` rows are fixed anchor texts, the rest are inputs. Each input text becomes one
+token whose features are its similarities to the anchors (normalized, centered on the
+anchors' mean, scaled by the anchor Gram's norm: an n x m slice of the Gram matrix,
+comparable between widths 384 and 768). With ``delta`` (the default) the token also holds
+the change of those similarities relative to the same texts through the *base* model the
+capability was added to (unit RMS), which removes most of the model identity: what a
+fine-tune changes is the task. Tokens go through a transformer encoder without positions
+(the inputs are a set; the anchors give the columns their meaning), their mean through a
+2-layer projection head, and the result is L2-normalized.
+
+Training is supervised-contrastive (SupCon): views of the same capability (through other
+models, on random subsets of the inputs) are positives, every other capability in the batch
+a negative, including the other tasks added to the same base model. ``fingerprint`` runs in
+eval mode without gradients, so a model's similarity to itself is exactly 1.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -31,7 +42,8 @@ WEIGHTS_FILE = "extractor.safetensors"
 
 @dataclass
 class ExtractorSettings:
-    components: int = 64
+    anchors: int = 32  # the first `anchors` rows of every view are the same anchor texts
+    delta: bool = True  # also encode the change relative to the base model (needs base activations)
     normalization: str = "l2"  # "l2" | "layer"
     hidden: int = 512
     layers: int = 4
@@ -41,8 +53,25 @@ class ExtractorSettings:
     dropout: float = 0.1
 
 
+def _normalize(x: torch.Tensor, how: str) -> torch.Tensor:
+    return nn.functional.normalize(x, dim=1) if how == "l2" else nn.functional.layer_norm(x, x.shape[1:])
+
+
+def anchor_similarities(acts: torch.Tensor, anchors: int, normalization: str = "l2") -> torch.Tensor:
+    """(texts, any width) -> (texts, anchors): every text's similarity to the anchor texts (the first rows).
+
+    Centered on the anchors' mean and divided by the anchor Gram's Frobenius norm (times the
+    anchor count), so the numbers do not depend on the width or the anisotropy of the model.
+    """
+    x = _normalize(acts.float(), normalization)
+    x = x - x[:anchors].mean(0)
+    a = x[:anchors]
+    gram_norm = (a @ a.T).norm().clamp_min(1e-12)
+    return x @ a.T / gram_norm * anchors
+
+
 class CapabilityExtractor(nn.Module):
-    """Input processor + transformer encoder + projection head."""
+    """Input processor (anchor similarities and their change) + transformer encoder + projection head."""
 
     def __init__(self, settings: ExtractorSettings | None = None):
         super().__init__()
@@ -51,40 +80,60 @@ class CapabilityExtractor(nn.Module):
             raise TransferError(f"normalization {s.normalization!r} is unknown", hint="choose 'l2' or 'layer'")
         if s.hidden % s.heads:
             raise TransferError(f"hidden {s.hidden} is not divisible by heads {s.heads}", hint="e.g. hidden 512 with 8 heads")
-        self.inp = nn.Linear(s.components, s.hidden)
+        if s.anchors < 2:
+            raise TransferError(f"anchors {s.anchors} is too few", hint="use at least 2 anchor texts (default 32)")
+        self.inp = nn.Linear(s.anchors * (2 if s.delta else 1), s.hidden)
         layer = nn.TransformerEncoderLayer(s.hidden, s.heads, s.ff, s.dropout, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, s.layers, enable_nested_tensor=False)
         self.head = nn.Sequential(nn.Linear(s.hidden, s.hidden), nn.GELU(), nn.Linear(s.hidden, s.dim))
         self.eval()
 
-    def process(self, acts: torch.Tensor) -> torch.Tensor:
-        """(texts, any width) -> (texts, components): normalized, centered, principal coordinates."""
-        if acts.dim() != 2 or acts.shape[0] < 2:
-            raise TransferError(f"activations must be (texts, features) with at least 2 texts, got {tuple(acts.shape)}",
-                                hint="pool each text's activations to one vector first")
-        x = acts.float()
-        if not torch.isfinite(x).all():
-            raise TransferError("activations contain NaN or Inf", hint="check the model's weights and inputs")
-        x = nn.functional.normalize(x, dim=1) if self.settings.normalization == "l2" else nn.functional.layer_norm(x, x.shape[1:])
-        x = x - x.mean(0)
-        u, s, _ = torch.linalg.svd(x, full_matrices=False)
-        k = min(self.settings.components, s.numel())
-        coords = u[:, :k] * (s[:k] / s.pow(2).sum().sqrt().clamp_min(1e-12)) * x.shape[0] ** 0.5
-        coords = coords * torch.sign(coords.pow(3).sum(0) + 1e-12)  # sign of each direction from its skew
-        return nn.functional.pad(coords, (0, self.settings.components - k))
+    def _check(self, acts: torch.Tensor, what: str) -> None:
+        m = self.settings.anchors
+        if acts.dim() != 2 or acts.shape[0] < m:
+            raise TransferError(f"{what} must be (texts, features) with at least the {m} anchor texts first, "
+                                f"got {tuple(acts.shape)}",
+                                hint=f"pool each text to one vector; put the extractor's {m} anchor texts first")
+        if not torch.isfinite(acts).all():
+            raise TransferError(f"{what} contain NaN or Inf", hint="check the model's weights and inputs")
+
+    def process(self, acts: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+        """(texts, any width) [+ the base model on the same texts] -> tokens (inputs, anchors x (1 or 2)).
+
+        The tokens are the input texts after the anchors; with no inputs, the anchors themselves.
+        """
+        s = self.settings
+        self._check(acts, "activations")
+        if s.delta and base is None:
+            raise TransferError("this extractor encodes the change relative to the base model, but no base activations were given",
+                                hint="pass base= the base model's activations on the same texts, or use ExtractorSettings(delta=False)")
+        if not s.delta and base is not None:
+            raise TransferError("base activations were given to an extractor made with delta=False",
+                                hint="drop base= or use ExtractorSettings(delta=True)")
+        k = anchor_similarities(acts, s.anchors, s.normalization)
+        parts = [k]
+        if base is not None:
+            self._check(base, "base activations")
+            if base.shape[0] != acts.shape[0]:
+                raise TransferError(f"base activations cover {base.shape[0]} texts, the view {acts.shape[0]}",
+                                    hint="run the base model on exactly the same texts, anchors first")
+            d = k - anchor_similarities(base, s.anchors, s.normalization)
+            parts.append(d / d.pow(2).mean().sqrt().clamp_min(1e-12))
+        tokens = torch.cat(parts, dim=1)
+        return tokens[s.anchors:] if acts.shape[0] > s.anchors else tokens
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(batch, texts, components) -> (batch, dim), unit length."""
+        """(batch, texts, features) -> (batch, dim), unit length."""
         h = self.encoder(self.inp(tokens)).mean(1)
         return nn.functional.normalize(self.head(h), dim=-1)
 
     @torch.no_grad()
-    def fingerprint(self, acts: torch.Tensor) -> torch.Tensor:
+    def fingerprint(self, acts: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
         """The fingerprint of one view (eval mode: deterministic)."""
         was = self.training
         self.eval()
         try:
-            return self(self.process(acts).unsqueeze(0))[0]
+            return self(self.process(acts, base).unsqueeze(0))[0]
         finally:
             self.train(was)
 
@@ -106,7 +155,13 @@ class CapabilityExtractor(nn.Module):
         if not (folder / SETTINGS_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
             raise TransferError(f"{folder} is not a saved extractor (needs {SETTINGS_FILE} and {WEIGHTS_FILE})",
                                 hint="train one with train_extractor(...) and save it with extractor.save(folder)")
-        model = cls(ExtractorSettings(**json.loads((folder / SETTINGS_FILE).read_text())))
+        raw = json.loads((folder / SETTINGS_FILE).read_text())
+        unknown = sorted(set(raw) - {f.name for f in fields(ExtractorSettings)})
+        if unknown:
+            raise TransferError(f"{folder / SETTINGS_FILE} has settings {unknown} this version does not know "
+                                "(an extractor of the earlier principal-coordinate design)",
+                                hint="train and save the extractor again with this version")
+        model = cls(ExtractorSettings(**raw))
         model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
         return model.eval()
 
@@ -139,18 +194,22 @@ def supcon_loss(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1)
     return -(log_prob * pos).sum(1)[has].div(pos.sum(1)[has]).mean()
 
 
-def train_extractor(extractor: CapabilityExtractor, views: list[tuple[torch.Tensor, int]], steps: int = 200,
-                    batch: int = 16, subset: float = 0.75, lr: float = 3e-4, temperature: float = 0.1,
-                    seed: int = 0) -> list[float]:
-    """Train contrastively on ``views`` = (activations (texts x width), capability label); returns the losses.
+View = tuple  # (activations, label) or (activations, label, base activations)
 
-    Each step draws ``batch`` views, each seen through a random ``subset`` of its texts
-    (the augmentation: the same capability on other inputs), so two draws of one view are
-    positives as well.
+
+def train_extractor(extractor: CapabilityExtractor, views: list[View], steps: int = 200, batch: int = 16,
+                    subset: float = 0.5, lr: float = 3e-4, temperature: float = 0.1, seed: int = 0) -> list[float]:
+    """Train contrastively on ``views``: (activations, capability label[, base activations]); returns the losses.
+
+    Each step draws ``batch`` views, each seen through a random ``subset`` of its input
+    texts (the augmentation: the same capability on other inputs; two draws of one view
+    are positives too). Views of one label through different models are positives; all
+    other labels, including other tasks added to the same base model, are negatives.
     """
-    labels = sorted({label for _, label in views})
+    labels = sorted({v[1] for v in views})
     if len(labels) < 2:
         raise TransferError("contrastive training needs views of at least two capabilities", hint="add views of another task")
+    tokens_of = [extractor.process(v[0], v[2] if len(v) > 2 else None) for v in views]
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(extractor.parameters(), lr=lr, weight_decay=1e-2)
@@ -160,16 +219,10 @@ def train_extractor(extractor: CapabilityExtractor, views: list[tuple[torch.Tens
         with progress_bar("train extractor", steps) as advance:
             for _ in range(steps):
                 pick = torch.randint(0, len(views), (batch,), generator=g).tolist()
-                tokens, ys = [], []
-                for i in pick:
-                    acts, y = views[i]
-                    n = max(2, int(subset * acts.shape[0]))
-                    rows = torch.randperm(acts.shape[0], generator=g)[:n]
-                    tokens.append(extractor.process(acts[rows]))
-                    ys.append(y)
-                n_min = min(t.shape[0] for t in tokens)
-                z = extractor(torch.stack([t[:n_min] for t in tokens]))
-                loss = supcon_loss(z, torch.tensor(ys), temperature)
+                n = max(2, int(subset * min(tokens_of[i].shape[0] for i in pick)))
+                batch_tokens = torch.stack([tokens_of[i][torch.randperm(tokens_of[i].shape[0], generator=g)[:n]] for i in pick])
+                z = extractor(batch_tokens)
+                loss = supcon_loss(z, torch.tensor([labels.index(views[i][1]) for i in pick]), temperature)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
