@@ -1,7 +1,10 @@
 """Fitness of a merged model: graftkit.data evaluators on validation splits, or a user function.
 
 Searching on a test split leaks it into the recipe, so test splits are refused unless the
-config says ``force_test: true``.
+config says ``force_test: true``. Experts fine-tuned on different tasks keep different
+heads (2 classes, 4 classes, ...) while their encoders are merged: a task with ``head:
+path/to/expert`` scores the merged encoder under that expert's head, so one search can
+score a multi-task merge the way the merged model is used.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ class TaskSpec:
     examples: int | None = 200
     seed: int = 0
     batch_size: int = 64
+    max_length: int = 128
+    head: str | None = None  # a *ForSequenceClassification folder: its head scores the merged encoder
 
 
 @dataclass
@@ -74,6 +79,7 @@ class Objective:
         self._tokenizer: Any = None
         self._function = _resolve(spec.function) if spec.kind == "python" else None
         self._target: dict[str, Any] | None = None
+        self._heads: dict[str, Any] = {}
 
     def _data(self) -> list[Any]:
         if self._splits is None:
@@ -110,6 +116,31 @@ class Objective:
             raise ConfigError(f"objective target {self.spec.target} shares no tensor with the merged model")
         return -sum(errors) / len(errors)
 
+    def _with_head(self, model: Any, head: str) -> Any:
+        """The classifier of folder ``head`` with its encoder replaced by ``model``'s weights.
+
+        ``model`` is the merged encoder (e.g. ``BertModel``) or a full model of the same
+        family; its base model's tensors must match the head model's encoder name for name.
+        """
+        if head not in self._heads:
+            from transformers import AutoModelForSequenceClassification
+
+            self._heads[head] = AutoModelForSequenceClassification.from_pretrained(head).eval()
+        classifier = self._heads[head]
+        encoder = getattr(classifier, "base_model", classifier)
+        source = getattr(model, "base_model", model).state_dict()
+        try:
+            result = encoder.load_state_dict(source, strict=False)
+        except RuntimeError as exc:  # shapes differ
+            raise ConfigError(f"objective head {head}: the merged model does not fit its encoder: {exc}",
+                              hint="the head's model must be fine-tuned from the merged models' architecture") from None
+        if result.missing_keys or result.unexpected_keys:
+            raise ConfigError(
+                f"objective head {head}: the merged model's tensors do not match its encoder "
+                f"(missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]})",
+                hint="give a head model fine-tuned from the merged models' architecture")
+        return classifier
+
     def __call__(self, model: Any) -> float:
         if self._function is not None:
             return float(self._function(model))
@@ -119,6 +150,20 @@ class Objective:
 
         scores = []
         for task, split in zip(self.spec.tasks, self._data()):
-            res = classification_accuracy(model, split, self._tokenizer, batch_size=task.batch_size)
+            scored = model if task.head is None else self._with_head(model, task.head)
+            res = classification_accuracy(scored, split, self._tokenizer, batch_size=task.batch_size,
+                                          max_length=task.max_length)
             scores.append(res.value)
         return float(sum(scores) / len(scores))
+
+
+def check_heads(spec: ObjectiveSpec) -> None:
+    """Every task ``head`` is a model folder with a config.json: a ValidationError before any worker starts."""
+    from pathlib import Path
+
+    from graftkit.errors import ValidationError
+
+    problems = [f"objective task {t.dataset}: head {t.head} is not a model folder (no config.json)"
+                for t in spec.tasks if t.head is not None and not (Path(t.head) / "config.json").is_file()]
+    if problems:
+        raise ValidationError(problems, source="evolve objective")

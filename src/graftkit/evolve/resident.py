@@ -40,7 +40,8 @@ class ResidentMerger:
         self.config_dir = Path(config_dir) if config_dir is not None else None
         self.seed = seed
         self.model = load_model(self.reference)
-        self.state = self.model.state_dict()
+        # non-persistent buffers (e.g. BERT's position_ids) are absent from state_dict() but may be in the files
+        self.state = {**dict(self.model.named_buffers()), **self.model.state_dict()}
         self._inputs: dict[tuple[str, str, str], torch.Tensor] = {}
         self._pristine = {k: v.detach().clone() for k, v in self.state.items()}
 

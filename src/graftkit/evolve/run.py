@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from graftkit.errors import ConfigError
-from graftkit.evolve.objective import ObjectiveSpec
+from graftkit.evolve.objective import ObjectiveSpec, check_heads
 from graftkit.evolve.space import SearchSpace, validate_space
 from graftkit.evolve.state import Evaluation, SearchState, load_state, save_state
 
@@ -106,6 +106,9 @@ def load_evolve_config(source: str | Path | dict) -> EvolveConfig:
     if not isinstance(objective, dict):
         raise ConfigError("the evolve config has no 'objective'",
                           hint="add 'objective: {kind: accuracy, tasks: [{dataset: sst2, split: validation}]}'")
+    tasks = [dict(t, head=_absolute(t["head"], config_dir)) if isinstance(t, dict) and t.get("head") else t
+             for t in objective.get("tasks") or []]
+    objective = {**objective, "tasks": tasks} if "tasks" in objective else objective
     return EvolveConfig(space=space, objective=ObjectiveSpec(**objective), raw=raw, **search)
 
 
@@ -145,6 +148,7 @@ def evolve(config: str | Path | dict | EvolveConfig, out: str | Path, *, resume:
     if cfg.budget < 1 or cfg.popsize < 1 or cfg.workers < 0:
         raise ConfigError(f"budget ({cfg.budget}) and popsize ({cfg.popsize}) must be >= 1, workers >= 0")
     space = validate_space(cfg.space)  # GraftError here: nothing has started yet
+    check_heads(cfg.objective)
     out = Path(out)
     if resume:
         state = load_state(out, cfg.fingerprint)
