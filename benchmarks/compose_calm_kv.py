@@ -1,17 +1,24 @@
 """CALM's key-value arithmetic toy at small scale (goal: composition >= 80%, each model alone <= 10%).
 
-- augmenting model: a 2-layer Llama trained from scratch on "kI = nV" (100 keys, values 0..9);
+- augmenting model: a 2-layer Llama trained from scratch on "kI = nV" (500 keys, values 0..9);
 - anchor model: a 4-layer Llama trained from scratch on "nA + nB = nC" (arithmetic over numbers);
-- composition: both frozen, the anchor's layers 0 and 1 attend (cross-attention fusion units,
-  gated, starting as the identity) to the augmenting model's last layer; only the units train,
+- composition: both frozen, the anchor's layer 0 attends (cross-attention fusion units, gated,
+  starting as the identity) to the augmenting model's last layer; only the units train,
   on "kI + kJ = n(vI+vJ)" with keys from 20% of the keys; accuracy on pairs of held-out keys.
 
 The anchor never saw a key, so its key embeddings are untrained random vectors; they are set to
 one shared vector (every key reads as the same unknown token to the anchor), so that the anchor
-side carries no key identity the units could memorize. A first run without this step reached
-47.1% on held-out keys (98.6% on training keys): the units memorized the 20 training keys; with
-it, and the augmenting model stopped as soon as it knew every key (25 steps), 60.1%. The
-augmenting model now trains at least 300 steps, so its values are well separated.
+side carries no key identity the units could memorize.
+
+Why an earlier version plateaued at 64.3% (100 keys): the units learn a map from "the augmenting
+model's representation of value v" to "the anchor's number v" only for values that occur among
+the training keys. With 100 keys, the random 20-key training split held no key of value 8, so the
+18.75% of held-out keys with value 8 could never be answered, and a pair of held-out keys was
+answerable only if neither had value 8: 0.8125^2 = 66.0%, the ceiling it reached (64.3%). A linear
+probe on the augmenting model's hidden states, fitted on the 20 training keys, also stops at 81.2%
+of held-out keys at every layer. CALM's key-value task has far more keys than values, so every
+value occurs among its training keys; here 500 keys (100 training keys) do the same, and the
+benchmark records the ceiling the split allows (``answerable_held_out_pairs``).
 
 Deviation from CALM, stated: the augmenting model reads each key in its own training format
 ("kI =", once per key, as two linked inputs) instead of the anchor's sequence; CALM runs both
@@ -34,10 +41,11 @@ from compose_common import write_result  # noqa: E402
 from graftkit import zoo  # noqa: E402
 from graftkit.compose.fusion import Link, LinkedModel  # noqa: E402
 
-KEYS, MAXV = 100, 9
+KEYS, MAXV = 500, 9
 BATCH = 256
-LINK_LAYERS = (0,)  # anchor layers that read the augmenting model (run 3 linked layers 0 and 1: 63.8% held-out)
+LINK_LAYERS = (0,)  # anchor layers that read the augmenting model (100-key runs: layers 0 and 1 gave 63.8%, layer 0 64.3%)
 TRAIN_FRACTION = 0.2
+SEEDS = (0, 1, 2)
 # vocabulary: 0 pad, 1 '=', 2 '+', 3.. numbers n0..n18, then keys
 EQ, PLUS, N0 = 1, 2, 3
 K0 = N0 + 2 * MAXV + 1
@@ -79,10 +87,10 @@ def accuracy(predict, data: torch.Tensor, answer_pos: int) -> float:
     return float((pred == data[:, answer_pos]).float().mean())
 
 
-def main() -> None:
-    torch.manual_seed(0)
-    torch.set_num_threads(1)
-    rng = random.Random(0)
+def run_seed(seed: int) -> dict:
+    """One full run (values, split, both experts, units) from ``seed``; seed 0 is the run the docs quote first."""
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
     values = [rng.randint(0, MAXV) for _ in range(KEYS)]
     keys = list(range(KEYS))
     rng.shuffle(keys)
@@ -91,14 +99,14 @@ def main() -> None:
     start = time.perf_counter()
 
     # augmenting model: key -> value, all keys
-    aug = model(2, seed=1)
+    aug = model(2, seed=1 + 10 * seed)
     kv = torch.tensor([[key(i), EQ, num(values[i])] for i in range(KEYS)])
-    aug_steps = train_lm(aug, lambda: kv[torch.randint(0, KEYS, (BATCH,))], steps=1500, lr=3e-3, answer_pos=2, full=kv,
+    aug_steps = train_lm(aug, lambda: kv[torch.randint(0, KEYS, (BATCH,))], steps=4000, lr=3e-3, answer_pos=2, full=kv,
                          min_steps=300)  # past 100%: well separated values
     aug_kv_acc = accuracy(lambda x: aug(input_ids=x).logits[:, -1], kv, 2)
 
     # anchor: arithmetic over numbers
-    anchor = model(4, seed=2)
+    anchor = model(4, seed=2 + 10 * seed)
     sums = torch.tensor([[num(a), PLUS, num(b), EQ, num(a + b)] for a in range(MAXV + 1) for b in range(MAXV + 1)])
     anchor_steps = train_lm(anchor, lambda: sums[torch.randint(0, len(sums), (BATCH,))], steps=3000, lr=3e-3,
                             answer_pos=4, full=sums)
@@ -117,8 +125,10 @@ def main() -> None:
             rows.append([key(i), PLUS, key(j), EQ, num(values[i] + values[j])])
         return torch.tensor(rows)
 
-    train_set = composed(train_keys, 4000, 1)
-    test_set = composed(test_keys, 2000, 2)
+    seen_values = {values[i] for i in train_keys}
+    answerable = sum(values[i] in seen_values for i in test_keys) / len(test_keys)
+    train_set = composed(train_keys, 8000, 1 + 10 * seed)
+    test_set = composed(test_keys, 2000, 2 + 10 * seed)
 
     anchor_alone = accuracy(lambda x: anchor(input_ids=x).logits[:, -1], test_set, 4)
     aug_alone = accuracy(lambda x: aug(input_ids=x).logits[:, -1], test_set, 4)
@@ -153,21 +163,42 @@ def main() -> None:
     t_units = time.perf_counter() - t0
     comp_test = accuracy(run, test_set, 4)
     comp_train = accuracy(run, train_set[:2000], 4)
-    goal_met = comp_test >= 0.8 and anchor_alone <= 0.1 and aug_alone <= 0.1
-    payload = {
-        "keys": KEYS, "train_keys": n_train, "values": f"0..{MAXV}",
+    print(f"seed {seed}: held-out composed {comp_test:.3f}, anchor alone {anchor_alone:.3f}, augmenting alone {aug_alone:.3f}",
+          flush=True)
+    return {
+        "seed": seed, "values_among_training_keys": sorted(seen_values), "answerable_held_out_pairs": answerable ** 2,
         "augmenting_key_value_accuracy": aug_kv_acc, "anchor_arithmetic_accuracy": anchor_sum_acc,
         "held_out_keys": {"anchor_alone": anchor_alone, "augmenting_alone": aug_alone, "composed": comp_test},
         "training_keys_composed": comp_train, "fusion_steps": steps, "augmenting_steps": aug_steps,
-        "anchor_steps": anchor_steps, "batch": BATCH, "link_layers": list(LINK_LAYERS),
-        "trainable_params": sum(p.numel() for p in linked.parameters()), "gates": linked.gates(),
-        "seconds": {"experts": round(t_experts, 1), "fusion_units": round(t_units, 1)},
+        "anchor_steps": anchor_steps, "trainable_params": sum(p.numel() for p in linked.parameters()),
+        "gates": linked.gates(), "seconds": {"experts": round(t_experts, 1), "fusion_units": round(t_units, 1)},
+    }
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    runs = [run_seed(seed) for seed in SEEDS]
+    worst = {k: max(r["held_out_keys"][k] for r in runs) for k in ("anchor_alone", "augmenting_alone")}
+    composed = [r["held_out_keys"]["composed"] for r in runs]
+    mean = sum(composed) / len(composed)
+    goal_met = min(composed) >= 0.8 and worst["anchor_alone"] <= 0.1 and worst["augmenting_alone"] <= 0.1
+    experts_ok = all(r["augmenting_key_value_accuracy"] == 1.0 and r["anchor_arithmetic_accuracy"] == 1.0 for r in runs)
+    seconds = sum(sum(r["seconds"].values()) for r in runs)
+    payload = {
+        "keys": KEYS, "train_keys": int(TRAIN_FRACTION * KEYS), "values": f"0..{MAXV}", "seeds": list(SEEDS),
+        "batch": BATCH, "link_layers": list(LINK_LAYERS),
+        "held_out_composed": {"mean": mean, "min": min(composed), "max": max(composed)},
+        "held_out_alone_worst": worst, "goal_met": goal_met, "experts_solve_their_tasks": experts_ok, "runs": runs,
+        "previous_100_key_run": {"composed": 0.6435, "answerable_held_out_pairs": 0.66,
+                                 "why": "no training key had value 8 (random 20-key split), so 18.75% of held-out keys "
+                                        "had a value the units never mapped"},
         "anchor_calm": {"composed": 0.843, "augmenting": 0.007, "anchor": 0.0},
     }
-    line = (f"CALM key-value arithmetic (100 keys, units trained on 20%): held-out keys composed {comp_test:.1%} vs "
-            f"anchor alone {anchor_alone:.1%}, augmenting alone {aug_alone:.1%} (CALM: 84.3 / 0.0 / 0.7); "
-            f"goal >= 80% with each <= 10%: {'met' if goal_met else 'NOT met'}; experts: kv {aug_kv_acc:.0%}, "
-            f"arithmetic {anchor_sum_acc:.0%}; {t_experts + t_units:.0f}s CPU")
+    line = (f"CALM key-value arithmetic ({KEYS} keys, units trained on 20%, {len(SEEDS)} seeds): held-out keys composed "
+            f"{mean:.1%} mean (min {min(composed):.1%}) vs anchor alone <= {worst['anchor_alone']:.1%}, augmenting alone "
+            f"<= {worst['augmenting_alone']:.1%} (CALM: 84.3 / 0.0 / 0.7); goal >= 80% with each <= 10%: "
+            f"{'met' if goal_met else 'NOT met'}; experts solve their own tasks (100%): {'yes' if experts_ok else 'no'}; "
+            f"{seconds:.0f}s CPU")
     write_result("compose_calm_kv", payload, line)
     print(line)
 
