@@ -19,8 +19,18 @@ class CharTokenizer:
 
     eos_token_id = 0
     pad_token_id = 0
+    padding_side = "right"
 
-    def __call__(self, text, return_tensors=None, **_):
+    def __call__(self, text, return_tensors=None, padding=False, **_):
+        if isinstance(text, list):  # a batch: pad with 0 on ``padding_side``
+            rows = [[b + 1 for b in t.encode()] for t in text]
+            width = max(map(len, rows))
+            fill = [[0] * (width - len(r)) for r in rows]
+            left = self.padding_side == "left"
+            ids = torch.tensor([f + r if left else r + f for r, f in zip(rows, fill)])
+            mask = torch.tensor([[0] * len(f) + [1] * len(r) if left else [1] * len(r) + [0] * len(f)
+                                 for r, f in zip(rows, fill)])
+            return {"input_ids": ids, "attention_mask": mask}
         ids = [b + 1 for b in text.encode()]
 
         class Enc(dict):
@@ -48,6 +58,31 @@ class ScriptedModel:
             if any(bool(c(out, None)[0]) for c in stopping_criteria):
                 return out
         return torch.cat([out, torch.tensor([[0]])], dim=1)
+
+
+class BatchScriptedModel:
+    """Scripted replies per prompt for batched generate(): rows are matched to prompts by their
+    text; finished rows are padded with 0, as transformers does."""
+
+    def __init__(self, replies: dict[str, list[str]]) -> None:
+        self.replies = {k: list(v) for k, v in replies.items()}
+
+    def generate(self, input_ids, max_new_tokens, stopping_criteria=(), attention_mask=None, **_):
+        texts = [bytes(int(i) - 1 for i in row if int(i) > 0).decode() for row in input_ids]
+        script = []
+        for t in texts:
+            key = max((k for k in self.replies if t.startswith(k)), key=len)
+            script.append((self.replies[key].pop(0) if self.replies[key] else "").encode())
+        out, done = input_ids, [False] * len(texts)
+        for step in range(max_new_tokens):
+            col = [0 if done[r] or step >= len(script[r]) else script[r][step] + 1 for r in range(len(texts))]
+            done = [d or c == 0 for d, c in zip(done, col)]
+            out = torch.cat([out, torch.tensor(col)[:, None]], dim=1)
+            for c in stopping_criteria:
+                done = [d or bool(x) for d, x in zip(done, c(out, None))]
+            if all(done):
+                break
+        return out
 
 
 @pytest.fixture

@@ -83,3 +83,25 @@ def test_hung_server_times_out_within_the_bound(calculator, char_tokenizer):
 def test_a_server_that_cannot_start_is_a_clear_error():
     with pytest.raises(ToolError, match="failed|did not answer"):
         MCPServerProcess([sys.executable, "-c", "import sys; sys.exit(1)"], timeout=5, start_timeout=20).start()
+
+
+def test_batched_generation_matches_one_prompt_at_a_time(calculator, char_tokenizer):
+    from graftkit.hybrid.tools.batch import generate_with_tools_batch
+
+    from .conftest import BatchScriptedModel
+
+    script = {"Q: 37*41?\n": ["A: <tool:calculate>37*41</tool>", " so 1517.\nQ: next"],
+              "Q: hi\n": ["A: hello\nQ: more"],
+              "Q: 2+2 then 3*3\n": ["<tool:calculate>2+2</tool>", " and <tool:calculate>3*3</tool>", " done\n"],
+              "Q: bad\n": ["<tool:calculate>__import__('os')</tool>", " oops\n"]}
+    prompts = list(script)
+    batch = generate_with_tools_batch(BatchScriptedModel(script), prompts, char_tokenizer, [calculator],
+                                      max_new_tokens=200, stop=["\n"], batch_size=3)
+    single = [generate_with_tools(ScriptedModel(script[p]), p, char_tokenizer, [calculator], max_new_tokens=200,
+                                  stop=["\n"]) for p in prompts]
+    assert [b.text for b in batch] == [s.text for s in single]
+    assert batch[0].text == "A: <tool:calculate>37*41</tool><result>1517</result> so 1517."
+    assert batch[1].text == "A: hello" and not batch[1].calls
+    assert [c.result for c in batch[2].calls] == ["4", "9"]
+    assert batch[3].calls[0].error and "found Call" in batch[3].calls[0].result
+    assert char_tokenizer.padding_side == "right"  # restored

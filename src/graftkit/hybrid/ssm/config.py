@@ -6,13 +6,15 @@ from dataclasses import dataclass
 
 from graftkit.errors import HybridError
 
-KINDS = ("selective", "s4d")
+KINDS = ("selective", "ssd", "s4d")
 
 
 @dataclass
 class SSMConfig:
-    """``kind``: "selective" (Mamba-style: step, B and C depend on the input) or "s4d"
-    (S4D-Real: diagonal, time-invariant step, B and C). ``scan``: sequential | parallel | chunked."""
+    """``kind``: "selective" (Mamba-style: step, B and C depend on the input, one decay per
+    channel and state), "ssd" (Mamba-2 style: the same, but one decay per head of ``head_dim``
+    channels, which makes the chunked scan a few matmuls) or "s4d" (S4D-Real: diagonal,
+    time-invariant step, B and C). ``scan``: sequential | parallel | chunked."""
 
     kind: str = "selective"
     d_state: int = 16
@@ -20,7 +22,8 @@ class SSMConfig:
     d_conv: int = 4
     dt_rank: int = 0  # 0 means ceil(d_model / 16)
     scan: str = "chunked"
-    chunk: int = 0  # chunked scan: 0 means sqrt(length)
+    chunk: int = 0  # chunked scan: 0 means sqrt(length) (ssd: 32 steps)
+    head_dim: int = 64  # ssd only: channels per head (one decay per head)
 
     def validate(self) -> None:
         from graftkit.hybrid.ssm.scan import SCANS
@@ -31,6 +34,6 @@ class SSMConfig:
             raise HybridError(f"unknown scan {self.scan!r}", hint=f"use one of {', '.join(SCANS)}")
         if self.chunk < 0:
             raise HybridError(f"ssm chunk must be >= 0 (0: sqrt of the length), got {self.chunk}")
-        for name in ("d_state", "expand", "d_conv"):
+        for name in ("d_state", "expand", "d_conv", "head_dim"):
             if getattr(self, name) < 1:
                 raise HybridError(f"ssm {name} must be >= 1, got {getattr(self, name)}")

@@ -13,8 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from graftkit.errors import HybridError
 from graftkit.hybrid.ssm.config import SSMConfig
 from graftkit.hybrid.ssm.scan import SCANS, scan_chunked
+from graftkit.hybrid.ssm.ssd import ssd_scan
 
 
 def _scan(config: SSMConfig, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -58,6 +60,47 @@ class SelectiveSSM(nn.Module):
         return self.out_proj(y * F.silu(z))
 
 
+class SSDSSM(nn.Module):
+    """Mamba-2 style: x -> in_proj -> (z, x, B, C, dt); causal depthwise conv + SiLU on (x, B, C);
+    one decay exp(dt * A) per head of ``head_dim`` channels; SSD scan; + D x; * SiLU(z) -> out_proj.
+    One decay per head (instead of per channel and state) is what lets ``ssd_chunked`` run the
+    scan as batched matmuls, without a Python loop over time."""
+
+    def __init__(self, d_model: int, config: SSMConfig) -> None:
+        super().__init__()
+        self.config = config
+        d_inner = config.expand * d_model
+        self.head_dim = min(config.head_dim, d_inner)
+        if d_inner % self.head_dim:
+            raise HybridError(f"ssd: inner width {d_inner} (expand {config.expand} x d_model {d_model}) is not a "
+                              f"multiple of head_dim {config.head_dim}", hint="pick a head_dim that divides it")
+        self.heads = d_inner // self.head_dim
+        self.d_inner = d_inner
+        n = config.d_state
+        self.in_proj = nn.Linear(d_model, 2 * d_inner + 2 * n + self.heads, bias=False)
+        self.conv = nn.Conv1d(d_inner + 2 * n, d_inner + 2 * n, config.d_conv, groups=d_inner + 2 * n,
+                              padding=config.d_conv - 1)
+        dt = torch.exp(torch.rand(self.heads) * (math.log(0.1) - math.log(0.001)) + math.log(0.001))
+        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+        self.A_log = nn.Parameter(torch.log(torch.linspace(1.0, 16.0, self.heads)))
+        self.D = nn.Parameter(torch.ones(self.heads))
+        self.out_proj = nn.Linear(d_inner, d_model, bias=False)
+        nn.init.zeros_(self.out_proj.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        n = self.config.d_state
+        z, xbc, dt = self.in_proj(x).split([self.d_inner, self.d_inner + 2 * n, self.heads], dim=-1)
+        xbc = F.silu(self.conv(xbc.transpose(1, 2))[..., :length].transpose(1, 2))
+        u, B, C = xbc.split([self.d_inner, n, n], dim=-1)
+        dt = F.softplus(dt + self.dt_bias)  # (b, l, heads)
+        log_a = dt * -torch.exp(self.A_log)
+        u = u.reshape(batch, length, self.heads, self.head_dim)
+        y = ssd_scan(self.config.scan, u * dt.unsqueeze(-1), log_a, B, C, self.config.chunk)
+        y = (y + self.D[:, None] * u).reshape(batch, length, self.d_inner)
+        return self.out_proj(y * F.silu(z))
+
+
 class S4DSSM(nn.Module):
     """S4D-Real: h_t = exp(dt A) h_{t-1} + dt B u_t, y = C h + D u, with per-channel learned dt,
     A = -(n+1) and B, C independent of the input (a linear time-invariant diagonal SSM)."""
@@ -89,4 +132,4 @@ class S4DSSM(nn.Module):
 def build_ssm(d_model: int, config: SSMConfig) -> nn.Module:
     """The SSM block of ``config.kind``."""
     config.validate()
-    return SelectiveSSM(d_model, config) if config.kind == "selective" else S4DSSM(d_model, config)
+    return {"selective": SelectiveSSM, "ssd": SSDSSM, "s4d": S4DSSM}[config.kind](d_model, config)

@@ -13,6 +13,7 @@ _EXPORTS = {
     "CALCULATOR_COMMAND": "graftkit.hybrid.tools.client",
     "find_call": "graftkit.hybrid.tools.syntax",
     "generate_with_tools": "graftkit.hybrid.tools.generate",
+    "generate_with_tools_batch": "graftkit.hybrid.tools.batch",
 }
 __all__ = sorted(_EXPORTS)
 

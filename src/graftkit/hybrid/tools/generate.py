@@ -38,15 +38,19 @@ class ToolGeneration:
 
 
 class _StopAtCallEnd:
-    """Stops generation as soon as the text generated so far ends a tool call."""
+    """Stops each row as soon as its generated text ends a tool call or holds a ``stop`` string
+    (so no tokens are spent past the end of an answer)."""
 
-    def __init__(self, tokenizer: Any, prompt_length: int) -> None:
+    def __init__(self, tokenizer: Any, prompt_length: int, stop: Sequence[str] = ()) -> None:
         self.tokenizer = tokenizer
         self.prompt_length = prompt_length
+        self.marks = [END, *stop]
+        self.window = 2 * max(len(m) for m in self.marks)
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
-        tail = self.tokenizer.decode(input_ids[0, max(self.prompt_length, input_ids.shape[1] - 2 * len(END)):])
-        return torch.tensor([END in tail], device=input_ids.device)
+        start = max(self.prompt_length, input_ids.shape[1] - self.window)
+        tails = [self.tokenizer.decode(row[start:]) for row in input_ids]
+        return torch.tensor([any(m in t for m in self.marks) for t in tails], device=input_ids.device)
 
 
 def _run_call(call: ToolCall, servers: Sequence[MCPServerProcess], timeout: float) -> tuple[str, bool]:
@@ -93,7 +97,7 @@ def generate_with_tools(
             ids = tokenizer(prompt + text, return_tensors="pt").input_ids
             with torch.no_grad():
                 out = model.generate(ids, max_new_tokens=budget, do_sample=False,
-                                     stopping_criteria=StoppingCriteriaList([_StopAtCallEnd(tokenizer, ids.shape[1])]),
+                                     stopping_criteria=StoppingCriteriaList([_StopAtCallEnd(tokenizer, ids.shape[1], stop)]),
                                      pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
             new = out[0, ids.shape[1]:]
             budget -= len(new)
