@@ -171,14 +171,23 @@ def test_output_dtype_and_shards(llama_family, tmp_path):
     assert all(t.dtype == torch.bfloat16 for t in load_tensors(tmp_path / "out").values())
 
 
-@pytest.mark.parametrize("method", ["linear", "ties"])
-def test_block_merge_equals_whole_merge(llama_family, tmp_path, monkeypatch, method):
-    """Huge tensors are merged in row blocks (TIES with a first pass for its trim thresholds)."""
+@pytest.mark.parametrize("method,rescale_mode", [
+    ("linear", None), ("ties", None), ("dare_ties", "l1"), ("dare_linear", "paper"), ("della", "l1"),
+    ("della_linear", "paper"),
+])
+def test_block_merge_equals_whole_merge(llama_family, tmp_path, monkeypatch, method, rescale_mode):
+    """Huge tensors are merged in row blocks (TIES with a first pass for its trim thresholds;
+    DARE and DELLA with index-addressed drop masks and a first pass for the L1 rescale)."""
     from graftkit.merge import chunking
 
     b, f1, f2, _ = llama_family
     text = (f"merge_method: {method}\nbase_model: {b}\nmodels:\n  - model: {f1}\n    parameters: {{weight: 0.3, density: 0.4}}\n"
             f"  - model: {f2}\n    parameters: {{weight: [0.2, 0.9], density: 0.7}}\n")
+    if method.startswith("della"):
+        text += "parameters: {epsilon: 0.2}\n"
+    if rescale_mode is not None:
+        text += f"parameters: {{rescale_mode: {rescale_mode}}}\n" if "epsilon" not in text else ""
+        text = text.replace("{epsilon: 0.2}", f"{{epsilon: 0.2, rescale_mode: {rescale_mode}}}")
     if method == "linear":
         text = text.replace(", density: 0.4", "").replace(", density: 0.7", "")
         text += f"  - model: {b}\n    parameters: {{weight: 0.5}}\n"
@@ -194,7 +203,7 @@ def test_block_merge_equals_whole_merge(llama_family, tmp_path, monkeypatch, met
     whole, parts = load_tensors(tmp_path / "whole"), load_tensors(tmp_path / "blocks")
     for k in whole:
         assert torch.allclose(whole[k], parts[k], atol=1e-6, rtol=0), k
-    if method == "ties":  # the trim kept the same entries
+    if method != "linear":  # the trim or the drop kept the same entries
         base = load_tensors(b)
         for k in whole:
             assert torch.equal(whole[k] == base[k], parts[k] == base[k]), k

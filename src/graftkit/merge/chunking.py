@@ -11,6 +11,12 @@ task vector's magnitudes (one float32 buffer, freed before the merge) and finds 
 k-th largest, the same threshold and index-order tie-break as the method's own
 ``top_k_mask``; the second pass applies those masks per block and merges the trimmed
 inputs with density 1 (equal to the whole-tensor merge up to float rounding).
+
+DARE and DELLA qualify the same way: their drop masks come from a ``DropNoise``
+stream addressed by element index, so a block's mask is the whole tensor's mask
+restricted to its rows, and DELLA ranks magnitudes within rows. Only mergekit's
+L1 rescale needs the whole tensor (one factor per task vector): a first pass sums
+``|delta|`` and ``|delta * mask|`` over the blocks.
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ from typing import TYPE_CHECKING
 import torch
 
 from graftkit.errors import MergeError
+from graftkit.merge.finite import all_finite
+from graftkit.merge.methods.noise import DropNoise
+from graftkit.merge.methods.sparsify import apply_mask, drop_mask, magprune_probabilities
+from graftkit.merge.methods.task_arithmetic import SPARSIFICATION
 
 if TYPE_CHECKING:
     from graftkit.merge.plan import MergePlan, TensorTask
@@ -27,7 +37,7 @@ if TYPE_CHECKING:
 BLOCK_BYTES = 16 * 1024**2  # per input, per block
 MIN_BYTES = 64 * 1024**2  # tensors smaller than this are merged whole
 _ELEMENTWISE = {"linear", "passthrough", "nearswap", "task_arithmetic"}
-_MAGNITUDE_TRIMMED = {"ties"}
+_NORM_EPS = 1e-7
 
 
 def row_separable(plan: "MergePlan", task: "TensorTask") -> bool:
@@ -43,8 +53,13 @@ def row_separable(plan: "MergePlan", task: "TensorTask") -> bool:
     name = plan.method.name
     if name in _ELEMENTWISE:
         return True
-    if name in _MAGNITUDE_TRIMMED:
+    kind = SPARSIFICATION.get(name)
+    if kind == "magnitude":
         return task.base_index is not None and not task.params.get("rescale", False)
+    if kind == "random":
+        return task.base_index is not None
+    if kind == "della_magprune":
+        return task.base_index is not None and len(task.shape) == 2
     return False
 
 
@@ -62,13 +77,19 @@ def merge_in_blocks(plan: "MergePlan", task: "TensorTask", seed: int, nan: str, 
     blocks = [(a, min(rows, a + step)) for a in range(0, rows, step)]
     out = torch.empty(task.shape, dtype=task.dtype)
     slots = [task.inputs[task.copy_from]] if task.copy_from is not None else task.inputs
-    trims = _trims(plan, task, blocks, slots) if plan.method.name in _MAGNITUDE_TRIMMED and task.copy_from is None else {}
+    kind = SPARSIFICATION.get(plan.method.name) if task.copy_from is None else None
+    if kind == "magnitude":
+        trims = _trims(plan, task, blocks, slots)
+    elif kind in ("random", "della_magprune"):
+        trims = _drops(plan, task, blocks, slots, kind, seed)
+    else:
+        trims = {}
     sub_params = [dict(mp, density=1.0) if i in trims else mp for i, mp in enumerate(task.model_params)]
     for start, stop in blocks:
         block = _read_block(plan, slots, start, stop, nan, nan_tensors)
         if trims:
             base = block[task.base_index].float()
-            block = [base + trims[i].apply(t.float() - base) if i in trims else t for i, t in enumerate(block)]
+            block = [base + trims[i].apply(t.float() - base, start) if i in trims else t for i, t in enumerate(block)]
         sub = _block_task(task, stop - start, sub_params)
         out[start:stop] = merge_task(plan, sub, block, seed)
     return out
@@ -83,7 +104,7 @@ def _read_block(plan: "MergePlan", slots, start: int, stop: int, nan: str, nan_t
             t = plan.sources[inp.source].read_rows(inp.name, start, stop)
             if plan.compute_dtype is not None and t.is_floating_point():
                 t = t.to(plan.compute_dtype)
-            if t.is_floating_point() and not torch.isfinite(t).all():
+            if t.is_floating_point() and not all_finite(t):
                 where = f"tensor {inp.name} of {plan.sources[inp.source].label}"
                 if nan == "fail":
                     raise MergeError(f"{where} holds NaN or infinite values",
@@ -102,7 +123,8 @@ class _Trim:
         self.threshold = threshold
         self.ties_left = ties
 
-    def apply(self, delta: torch.Tensor) -> torch.Tensor:
+    def apply(self, delta: torch.Tensor, start: int) -> torch.Tensor:
+        """The trimmed delta of the next block (blocks must come in row order)."""
         mag = delta.abs()
         keep = mag > self.threshold
         if self.ties_left > 0:
@@ -140,6 +162,68 @@ def _trims(plan: "MergePlan", task: "TensorTask", blocks, slots) -> dict[int, _T
         del mags
         trims[i] = _Trim(float(threshold), ties)
     return trims
+
+
+class _Drop:
+    """The DARE / DELLA drop of one task vector, restricted to a block of rows.
+
+    ``offset`` is where the task vector's range starts in the tensor's noise stream
+    (as ``task_arithmetic.model_stream`` places it), ``factor`` the L1 rescale
+    factor of the whole tensor once pass 1 has found it.
+    """
+
+    def __init__(self, noise: DropNoise, offset: int, cols: int, kind: str, density: float, epsilon: float,
+                 rescale: str | None) -> None:
+        self.noise, self.offset, self.cols = noise, offset, cols
+        self.kind, self.density, self.epsilon, self.rescale = kind, density, epsilon, rescale
+        self.factor = 1.0
+
+    def mask(self, delta: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor | float]:
+        """The 0/1 mask of the block starting at row ``start`` (as rows) and its keep probabilities."""
+        rows = delta.reshape(delta.shape[0], -1)
+        probs: torch.Tensor | float = self.density
+        if self.kind == "della_magprune":
+            probs = magprune_probabilities(rows, self.density, self.epsilon)
+        return drop_mask(rows, probs, self.noise.at(self.offset + start * self.cols)), probs
+
+    def apply(self, delta: torch.Tensor, start: int) -> torch.Tensor:
+        if self.density <= 0:
+            return torch.zeros_like(delta)
+        mask, probs = self.mask(delta, start)
+        rows = delta.reshape(delta.shape[0], -1)
+        if self.rescale == "l1":
+            return (rows * mask * self.factor).reshape(delta.shape)
+        return apply_mask(rows, mask, self.rescale, probs).reshape(delta.shape)
+
+
+def _drops(plan: "MergePlan", task: "TensorTask", blocks, slots, kind: str, seed: int) -> dict[int, _Drop]:
+    """Each task vector's drop; with the L1 rescale, pass 1 finds its whole-tensor factor."""
+    n = 1
+    for d in task.shape:
+        n *= d
+    cols = n // task.shape[0]
+    params = task.params
+    rescale = params.get("rescale_mode", "l1") if params.get("rescale", False) else None
+    noise = DropNoise.for_tensor(seed, task.name)
+    drops = {}
+    others = [i for i in range(len(task.model_params)) if i != task.base_index]
+    for position, i in enumerate(others):
+        mp = task.model_params[i]
+        density = float(mp.get("density", 1.0))
+        if density >= 1.0:
+            continue
+        drop = _Drop(noise, position * n, cols, kind, density, float(mp.get("epsilon", 0.0)), rescale)
+        if rescale == "l1" and density > 0:
+            before = after = 0.0
+            for start, stop in blocks:
+                pair = _read_block(plan, [slots[task.base_index], slots[i]], start, stop, "warn", [])
+                delta = pair[1].float() - pair[0].float()
+                before += float(delta.abs().sum(dtype=torch.float64))
+                kept = delta.reshape(delta.shape[0], -1) * drop.mask(delta, start)[0]
+                after += float(kept.abs().sum(dtype=torch.float64))
+            drop.factor = before / after if before >= _NORM_EPS and after >= _NORM_EPS else 1.0
+        drops[i] = drop
+    return drops
 
 
 def _block_task(task: "TensorTask", rows: int, model_params: list[dict]) -> "TensorTask":

@@ -22,6 +22,7 @@ import torch
 
 from graftkit.errors import ConfigError, MergeError
 from graftkit.merge.chunking import merge_in_blocks, row_separable
+from graftkit.merge.finite import all_finite
 from graftkit.merge.plan import MergePlan, TensorTask
 
 
@@ -136,7 +137,7 @@ def load_inputs(plan: MergePlan, task: TensorTask, nan: str, nan_tensors: list[s
         key = (inp.source, inp.name)
         if key not in cache:
             t = read_input(plan, inp.source, inp.name)
-            if t.is_floating_point() and not torch.isfinite(t).all():
+            if t.is_floating_point() and not all_finite(t):
                 where = f"tensor {inp.name} of {plan.sources[inp.source].label}"
                 if nan == "fail":
                     raise MergeError(f"{where} holds NaN or infinite values",

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from graftkit.errors import ConfigError, MergeError, ShapeMismatchError
+from graftkit.merge.methods.noise import DropNoise
 
 
 class _Required:
@@ -130,6 +131,9 @@ class MergeMethod:
     global_params: dict[str, ParamSpec] = field(default_factory=dict)
     model_params: dict[str, ParamSpec] = field(default_factory=dict)
     random: bool = False
+    # "masks": random drop masks from an index-addressed DropNoise (block-wise equal);
+    # "generator": anything else random, from a per-tensor torch.Generator
+    noise: str = "generator"
     missing_tensor: str = "error"
     statistics: tuple[str, ...] = ()
     mergekit: bool = True
@@ -266,7 +270,7 @@ class MergeMethod:
         model_params: Sequence[Mapping[str, Any]] | None = None,
         params: Mapping[str, Any] | None = None,
         tensor_name: str = "",
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | DropNoise | None = None,
         seed: int = 0,
         out_dtype: torch.dtype | None = None,
     ) -> torch.Tensor:
@@ -274,8 +278,9 @@ class MergeMethod:
 
         Inputs are upcast to float32 (float64 stays float64) and the result is cast
         to ``out_dtype`` or else the first input's dtype. Random methods draw from
-        ``generator``; without one they seed their own from ``seed`` and
-        ``tensor_name`` (``tensor_generator``), so a rerun gives the same output.
+        ``generator``; without one they seed their own stream from ``seed`` and
+        ``tensor_name`` (``DropNoise.for_tensor`` for drop masks, else
+        ``tensor_generator``), so a rerun gives the same output.
         """
         tensors = list(tensors)
         if not tensors:
@@ -303,7 +308,10 @@ class MergeMethod:
         compute = torch.float64 if first.dtype == torch.float64 else torch.float32
         work = [t.to(compute) for t in tensors]
         if self.random and generator is None:
-            generator = tensor_generator(seed, tensor_name, first.device)
+            if self.noise == "masks":
+                generator = DropNoise.for_tensor(seed, tensor_name)
+            else:
+                generator = tensor_generator(seed, tensor_name, first.device)
         base = base_index if self.uses_base else None
         out = self.function(
             work,

@@ -1,9 +1,11 @@
 """Sparsification of task vectors (deltas): which entries of each delta survive.
 
-Masks are computed on float32 deltas. Random masks draw from an explicit
-``torch.Generator`` with ``torch.bernoulli`` over a probability tensor, the same
-kernel and draw order mergekit uses, so a generator seeded like mergekit's global
-RNG reproduces its masks exactly (see docs/merge_methods.md).
+Masks are computed on float32 deltas. Random masks draw from a ``DropNoise``
+stream (counter-based, the engine's default: any block of rows gets the same
+mask, see ``noise.py``) or from an explicit ``torch.Generator`` with
+``torch.bernoulli`` over a probability tensor, the same kernel and draw order
+mergekit uses, so a generator seeded like mergekit's global RNG reproduces its
+masks exactly (see docs/merge_methods.md).
 
 Rescaling after a drop comes in two flavours: ``"l1"`` (mergekit: scale the kept
 entries so the delta's L1 norm is unchanged, one factor per tensor) and
@@ -15,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from graftkit.errors import ConfigError
+from graftkit.merge.methods.noise import DropNoise
 
 _NORM_EPS = 1e-7
 
@@ -29,8 +32,8 @@ def apply_mask(delta: torch.Tensor, mask: torch.Tensor, rescale: str | None, kee
     if rescale is None:
         return masked
     if rescale == "l1":
-        before = delta.abs().sum()
-        after = masked.abs().sum()
+        before = torch.linalg.vector_norm(delta, 1)
+        after = torch.linalg.vector_norm(masked, 1)
         if before < _NORM_EPS or after < _NORM_EPS:
             return masked
         return masked * (before / after)
@@ -103,16 +106,23 @@ def random_drop(
     delta: torch.Tensor,
     density: float,
     rescale: str | None,
-    generator: torch.Generator | None,
+    generator: torch.Generator | DropNoise | None,
 ) -> torch.Tensor:
     """DARE: keep each entry independently with probability ``density``."""
     if density >= 1:
         return delta
     if density <= 0:
         return torch.zeros_like(delta)
-    probs = torch.full_like(delta, density)
-    mask = torch.bernoulli(probs, generator=generator)
-    return apply_mask(delta, mask, rescale, density)
+    return apply_mask(delta, drop_mask(delta, density, generator), rescale, density)
+
+
+def drop_mask(delta: torch.Tensor, probs: torch.Tensor | float, generator: torch.Generator | DropNoise | None) -> torch.Tensor:
+    """A 0/1 mask of ``delta``'s shape keeping each entry with its probability."""
+    if isinstance(generator, DropNoise):
+        return generator.keep(probs, delta.shape).to(delta.dtype)
+    if not isinstance(probs, torch.Tensor):
+        probs = torch.full_like(delta, probs)
+    return torch.bernoulli(probs, generator=generator)
 
 
 def della_magprune(
@@ -120,7 +130,7 @@ def della_magprune(
     density: float,
     epsilon: float,
     rescale: str | None,
-    generator: torch.Generator | None,
+    generator: torch.Generator | DropNoise | None,
 ) -> torch.Tensor:
     """DELLA MagPrune: keep probabilities rise linearly with magnitude rank in each row.
 
@@ -139,6 +149,13 @@ def della_magprune(
         )
     shape = delta.shape
     rows = delta.unsqueeze(0) if delta.dim() < 2 else delta
+    probs = magprune_probabilities(rows, density, epsilon)
+    mask = drop_mask(rows, probs, generator)
+    return apply_mask(rows, mask, rescale, probs).reshape(shape)
+
+
+def magprune_probabilities(rows: torch.Tensor, density: float, epsilon: float) -> torch.Tensor:
+    """Keep probabilities of DELLA: linear in each entry's magnitude rank within its row."""
     # rank of each entry in its row (1 = smallest): the inverse of the sorting permutation
     order = torch.argsort(rows.abs(), dim=1)
     positions = torch.arange(1, rows.shape[1] + 1, dtype=rows.dtype, device=rows.device).expand_as(order)
@@ -147,6 +164,4 @@ def della_magprune(
     high = ranks.max(dim=1, keepdim=True).values
     span = high - low
     rank_norm = torch.where(span > 0, (ranks - low) / span.clamp(min=1), torch.full_like(ranks, 0.5)).clamp(0, 1)
-    probs = (density - epsilon) + rank_norm * 2 * epsilon
-    mask = torch.bernoulli(probs, generator=generator)
-    return apply_mask(rows, mask, rescale, probs).reshape(shape)
+    return (density - epsilon) + rank_norm * 2 * epsilon

@@ -23,6 +23,7 @@ import torch
 
 from graftkit.merge.methods import sparsify as sp
 from graftkit.merge.methods.base import MergeMethod, ParamSpec, split_base
+from graftkit.merge.methods.noise import DropNoise
 
 
 def elect_sign_mask(deltas: torch.Tensor) -> torch.Tensor:
@@ -34,6 +35,14 @@ def elect_sign_mask(deltas: torch.Tensor) -> torch.Tensor:
     return deltas.sign() == majority
 
 
+def model_stream(generator: torch.Generator | DropNoise | None, position: int, numel: int):
+    """The noise of the ``position``-th task vector: its own range of a ``DropNoise`` stream
+    (entries ``[position * numel, (position + 1) * numel)``), or the shared generator."""
+    if isinstance(generator, DropNoise):
+        return generator.at(generator.offset + position * numel)
+    return generator
+
+
 def sparsify_delta(
     delta: torch.Tensor,
     sparsification: str | None,
@@ -42,7 +51,7 @@ def sparsify_delta(
     gamma: float,
     epsilon: float,
     rescale: str | None,
-    generator: torch.Generator | None,
+    generator: torch.Generator | DropNoise | None,
 ) -> torch.Tensor:
     if sparsification is None:
         return delta
@@ -62,7 +71,7 @@ def task_vector_merge(
     *,
     base_index: int | None,
     model_params: Sequence[Mapping[str, Any]],
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | DropNoise | None = None,
     sparsification: str | None = None,
     consensus: bool = False,
     normalize: bool = False,
@@ -86,9 +95,9 @@ def task_vector_merge(
                 gamma=model_params[i].get("gamma", 0.0),
                 epsilon=model_params[i].get("epsilon", 0.0),
                 rescale=rescale_mode if rescale else None,
-                generator=generator,
+                generator=model_stream(generator, position, base.numel()),
             )
-            for i in others
+            for position, i in enumerate(others)
         ]
     )
     weights = torch.tensor(
@@ -114,6 +123,10 @@ def task_vector_merge(
     if lam != 1:
         mixed = mixed * lam
     return base + mixed
+
+
+# how each method of the family sparsifies its task vectors (the block executor reads it)
+SPARSIFICATION: dict[str, str | None] = {}
 
 
 def _family(
@@ -156,6 +169,7 @@ def _family(
         return task_vector_merge(tensors, sparsification=sparsification, consensus=consensus, **kwargs)
 
     function.__name__ = f"{name}_merge"
+    SPARSIFICATION[name] = sparsification
     return MergeMethod(
         name=name,
         function=function,
@@ -166,6 +180,7 @@ def _family(
         global_params=global_params,
         model_params=model_params,
         random=sparsification in ("random", "della_magprune"),
+        noise="masks",
         missing_tensor="error",
     )
 
