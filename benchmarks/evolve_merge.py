@@ -195,7 +195,6 @@ def run_seed(seed: int, args, base: Path) -> dict:
         "seed": seed, "expert_test": expert_test, "baseline_source": source,
         "search": {"evaluations": len(history), "wall_s": round(search_s, 1),
                    "fitness": [round(e.fitness, 6) for e in history],
-                   "centre_fitness": history[0].fitness if history else None,
                    "genes_best": [round(g, 4) for g in result.best.genes]},
         "evolved": evolved,
         "hand_tuned": {m: {k: r[k] for k in ("setting", "validation_mean", "test", "normalized", "mean_accuracy",
