@@ -30,6 +30,16 @@ def test_optimizer_improves_sphere(cls):
     assert best > -0.05 if cls is CMAES else best > -0.2
 
 
+@pytest.mark.parametrize("cls", [CMAES, RandomSearch])
+def test_first_candidate_is_the_start_point(cls):
+    opt = cls(5, popsize=4, seed=3)
+    first = opt.ask()
+    assert np.array_equal(first[0], np.full(5, 0.5))
+    assert not np.array_equal(first[1], first[0])
+    opt.tell(first, [0.0, 1.0, 0.5, 0.2])
+    assert not any(np.array_equal(x, np.full(5, 0.5)) for x in opt.ask())
+
+
 @pytest.mark.parametrize("optimizer", ["cma", "random"])
 def test_search_improves_known_merge_objective(evolve_family, tmp_path, optimizer):
     base, a, b, target = evolve_family

@@ -35,7 +35,12 @@ class RandomSearch:
 
 
 class CMAES:
-    """CMA-ES maximizing fitness (cma minimizes, so it is told the negated values), bounded to [0, 1]."""
+    """CMA-ES maximizing fitness (cma minimizes, so it is told the negated values), bounded to [0, 1].
+
+    The start point itself is the first candidate (injected into the first generation), so
+    with a small budget and a noisy fitness the search is never left without having scored
+    the recipe it started from.
+    """
 
     def __init__(self, dim: int, *, popsize: int = 4, seed: int = 0, sigma: float = 0.25,
                  x0: np.ndarray | None = None) -> None:
@@ -47,6 +52,7 @@ class CMAES:
         opts: dict[str, Any] = {"bounds": [0.0, 1.0], "popsize": popsize, "seed": seed + 1, "verbose": -9}
         start = np.full(dim, 0.5) if x0 is None else np.asarray(x0, dtype=float)
         self.es = cma.CMAEvolutionStrategy(list(start), sigma, opts)
+        self.es.inject([start], force=True)
         self.generation = 0
 
     def ask(self) -> list[np.ndarray]:
