@@ -19,6 +19,7 @@ ranges: {weight: [0, 1], density: [0.1, 1]}
 objective:                                  # validation splits only (force_test: true to override)
   kind: accuracy
   tasks: [{dataset: sst2, split: validation, examples: 200}]
+  # each expert its own head: [{dataset: sst2, head: experts/sst2}, ...]
 search: {optimizer: cma, budget: 48, popsize: 6, sigma: 0.25, seed: 0, workers: 2}
 """
 
