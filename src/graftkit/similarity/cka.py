@@ -20,6 +20,7 @@ import torch
 
 from graftkit.errors import DataError
 from graftkit.similarity.checks import centered, pair
+from graftkit.similarity.precision import product_dtype
 
 
 def _zero_variance(name: str | None) -> DataError:
@@ -145,6 +146,107 @@ def cka_from_grams(
     return _ratio(cross, torch.linalg.matrix_norm(kx), torch.linalg.matrix_norm(ky), names)
 
 
+def _median_from_upper(upper, n: int) -> float:
+    """numpy's median of all n^2 entries of a symmetric matrix with a zero diagonal, from its
+    off-diagonal upper triangle alone (a numpy array, reordered): sorted, the entries are the
+    n diagonal zeros followed by every off-diagonal value twice, so the k-th smallest is 0
+    for k <= n, else the ceil((k - n) / 2)-th smallest off-diagonal value."""
+    total = n * n
+    wanted = [(total + 1) // 2] if total % 2 else [total // 2, total // 2 + 1]
+    ranks = sorted({(k - n + 1) // 2 - 1 for k in wanted if k > n})
+    if ranks:
+        upper.partition(ranks)
+    values = [0.0 if k <= n else float(upper[(k - n + 1) // 2 - 1]) for k in wanted]
+    return sum(values) / len(values)
+
+
+ROW_BLOCK = 1024  # rows per block of a symmetric n x n matrix kept as upper block rows
+
+
+class UpperBlocks:
+    """A symmetric n x n matrix stored as block rows of its upper part: block r holds rows
+    [start, stop) and columns [start, n). The square diagonal block is complete; the part to
+    its right stands for itself and its mirror image below the diagonal. About half the
+    memory and half the arithmetic of the full matrix."""
+
+    def __init__(self, n: int, blocks: list[tuple[int, int, torch.Tensor]]):
+        self.n = n
+        self.blocks = blocks
+
+    def row_sums(self) -> torch.Tensor:
+        """Row sums of the full matrix (float64)."""
+        sums = torch.zeros(self.n, dtype=torch.float64)
+        for start, stop, block in self.blocks:
+            sums[start:stop] += block.sum(1).double()
+            sums[stop:] += block[:, stop - start :].sum(0).double()  # the mirror image, below
+        return sums
+
+    def center(self) -> None:
+        """H K H in place: subtract row and column means, add back the grand mean."""
+        means = self.row_sums() / self.n
+        shifted = means - means.mean()
+        for start, stop, block in self.blocks:
+            block.sub_(means[start:stop, None].to(block.dtype)).sub_(shifted[None, start:].to(block.dtype))
+
+    def dot(self, other: UpperBlocks) -> torch.Tensor:
+        """Frobenius inner product of the full matrices, each block summed by torch's cascade
+        summation (accurate in float32), the blocks' sums added in float64."""
+        total = torch.zeros((), dtype=torch.float64)
+        for (start, stop, a), (_, _, b) in zip(self.blocks, other.blocks):
+            width = stop - start
+            total += (a[:, :width] * b[:, :width]).sum().double()
+            total += 2.0 * (a[:, width:] * b[:, width:]).sum().double()
+        return total
+
+
+def _squared_distance_blocks(z: torch.Tensor, sq: torch.Tensor):
+    """Pairwise squared distances between the rows of z as ``UpperBlocks`` (z's dtype), and a
+    numpy copy of the strict upper triangle (for the median)."""
+    import numpy as np
+
+    n = z.shape[0]
+    upper = np.empty(n * (n - 1) // 2, dtype=np.float32 if z.dtype == torch.float32 else np.float64)
+    blocks = []
+    position = 0
+    for start in range(0, n, ROW_BLOCK):
+        stop = min(start + ROW_BLOCK, n)
+        block = torch.addmm(sq[start:stop, None], z[start:stop], z[start:].T, alpha=-2.0)
+        block.add_(sq[None, start:]).clamp_min_(0.0)
+        local = torch.arange(stop - start)
+        block[local, local] = 0.0
+        rows = block.numpy()
+        for i in range(stop - start):
+            count = n - start - i - 1
+            upper[position : position + count] = rows[i, i + 1 :]
+            position += count
+        blocks.append((start, stop, block))
+    return UpperBlocks(n, blocks), upper
+
+
+def _centered_rbf(x: torch.Tensor, threshold: float, precision: str, name: str | None):
+    """The doubly centered RBF Gram matrix H K H of x (float64 input) as ``UpperBlocks``,
+    computed in place, and its Frobenius norm (float64)."""
+    xc = centered(x)  # distances do not change; smaller norms, fewer lost digits
+    n, d = xc.shape
+    z = xc.to(product_dtype(precision, n * n * d / 2))
+    k, upper = _squared_distance_blocks(z, (xc * xc).sum(1).to(z.dtype))
+    median = _median_from_upper(upper, n)
+    del upper
+    if median <= 0.0:
+        raise DataError(
+            "RBF CKA: the median pairwise distance is 0 (most samples are identical), so no bandwidth can be set",
+            hint="use more varied inputs or linear_cka",
+        )
+    scale = -1.0 / (2.0 * threshold**2 * median)
+    for _, _, block in k.blocks:
+        block.mul_(scale).exp_()
+    k.center()
+    norm = k.dot(k).sqrt()
+    if float(norm) <= 0.0:
+        raise _zero_variance(name)
+    return k, norm
+
+
 def rbf_cka(
     x: Any,
     y: Any,
@@ -153,10 +255,20 @@ def rbf_cka(
     debiased: bool = False,
     names: tuple[str | None, str | None] = (None, None),
     dtype: torch.dtype = torch.float64,
+    precision: str = "auto",
 ) -> float:
-    """CKA with RBF kernels, sigma = ``threshold`` x median distance of each side (n x n memory)."""
+    """CKA with RBF kernels, sigma = ``threshold`` x median distance of each side (n x n memory).
+
+    The biased estimator keeps one n x n buffer per side (distances, then kernel, then
+    centered kernel, in place); ``precision`` picks the Gram products' float type
+    (``graftkit.similarity.precision``).
+    """
     x, y = pair(x, y, names, dtype=dtype, min_samples=4 if debiased else 2)
-    return cka_from_grams(gram_rbf(x, threshold), gram_rbf(y, threshold), debiased=debiased, names=names)
+    if debiased:
+        return cka_from_grams(gram_rbf(x, threshold), gram_rbf(y, threshold), debiased=True, names=names)
+    kx, norm_x = _centered_rbf(x, threshold, precision, names[0])
+    ky, norm_y = _centered_rbf(y, threshold, precision, names[1])
+    return _ratio(kx.dot(ky), norm_x, norm_y, names)
 
 
 def debiased_cka(x: Any, y: Any, **kwargs: Any) -> float:

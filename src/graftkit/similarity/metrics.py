@@ -16,13 +16,14 @@ from typing import Any
 
 import torch
 
-from graftkit.errors import ConfigError
+from graftkit.errors import ConfigError, DataError
 from graftkit.similarity import cca as _cca
 from graftkit.similarity import cka as _cka
 from graftkit.similarity import procrustes as _procrustes
 from graftkit.similarity import rsa as _rsa
-from graftkit.similarity.checks import as_features, centered
-from graftkit.similarity.streaming import MinibatchCKA
+from graftkit.similarity.checks import as_features, centered, pair
+from graftkit.similarity.precision import product_dtype
+from graftkit.similarity.streaming import paired_hsic
 
 
 @dataclass(frozen=True)
@@ -74,14 +75,46 @@ def _gram_dot(a: _Named, b: _Named) -> float:
     return float((a.value * b.value).sum())
 
 
-def minibatch_cka(x: Any, y: Any, *, batch_size: int = 256, names: tuple[str | None, str | None] = (None, None)) -> float:
-    """Minibatch linear CKA over consecutive chunks of ``batch_size`` samples (unbiased HSIC per chunk)."""
-    x = as_features(x, names[0], min_samples=4)
-    y = as_features(y, names[1], min_samples=4)
-    acc = MinibatchCKA([names[0] or "x"], [names[1] or "y"])
-    for start in range(0, x.shape[0], batch_size):
-        acc.update([x[start : start + batch_size]], [y[start : start + batch_size]])
-    return float(acc.value()[0, 0])
+def minibatch_cka(
+    x: Any,
+    y: Any,
+    *,
+    batch_size: int = 256,
+    names: tuple[str | None, str | None] = (None, None),
+    precision: str = "auto",
+) -> float:
+    """Minibatch linear CKA over consecutive chunks of ``batch_size`` samples (unbiased HSIC per chunk).
+
+    Equal to feeding the chunks to ``MinibatchCKA`` one by one (a last chunk of fewer than 4
+    samples is skipped), but the Gram matrices of all full chunks come from one batched
+    product; ``precision`` picks its float type (``graftkit.similarity.precision``). The
+    sides are centered over all samples first: the unbiased HSIC does not change under a
+    shift of the features, and float32 products of centered data keep more digits.
+    """
+    x, y = pair(x, y, names, min_samples=4)
+    if batch_size < 4:
+        raise ConfigError(f"batch_size must be at least 4 for the unbiased HSIC, got {batch_size}",
+                          hint="use e.g. 256")
+    x, y = centered(x), centered(y)
+    n = x.shape[0]
+    full = n - n % batch_size
+    dtype = product_dtype(precision, n * batch_size * (x.shape[1] + y.shape[1]))
+    chunks = [(x[:full].reshape(-1, batch_size, x.shape[1]), y[:full].reshape(-1, batch_size, y.shape[1]))]
+    if n - full >= 4:
+        chunks.append((x[full:][None], y[full:][None]))
+    totals = torch.zeros(3, dtype=torch.float64)  # HSIC(x, y), HSIC(x, x), HSIC(y, y)
+    for xb, yb in chunks:
+        if xb.shape[0] == 0:
+            continue
+        xb, yb = xb.to(dtype), yb.to(dtype)
+        kx = torch.bmm(xb, xb.transpose(1, 2))
+        ky = torch.bmm(yb, yb.transpose(1, 2))
+        totals += paired_hsic(kx, ky).sum(0)
+    for value, name in ((totals[1], names[0]), (totals[2], names[1])):
+        if float(value) <= 0.0:
+            raise DataError(f"layer {name or 'activations'!r}: no variance across samples, CKA is undefined",
+                            hint="drop that layer or use inputs that differ")
+    return float(totals[0] / torch.sqrt(totals[1] * totals[2]))
 
 
 def _raw(x: Any, name: str | None) -> _Named:
@@ -98,7 +131,7 @@ def _cca_prepare(metric: str) -> Callable[[Any, str | None], _cca.CCASide]:
 
 def _rsa_prepare(correlation: str) -> Callable[[Any, str | None], _Named]:
     def prepare(x: Any, name: str | None) -> _Named:
-        tri = _rsa.upper_triangle(_rsa.rdm(x, "correlation", name))
+        tri = _rsa.rdm_upper(x, "correlation", name)
         if correlation == "spearman":
             tri = _rsa.average_ranks(tri)
         return _Named(name, tri)

@@ -95,6 +95,22 @@ def hsic_self(grams: torch.Tensor) -> torch.Tensor:
     return ((k * k).sum(1) + s * s / ((n - 1) * (n - 2)) - (2.0 / (n - 2)) * (r * r).sum(1)) / (n * (n - 3))
 
 
+def paired_hsic(grams_x: torch.Tensor, grams_y: torch.Tensor) -> torch.Tensor:
+    """(B, 3) float64: HSIC_1(K_b, L_b), HSIC_1(K_b, K_b), HSIC_1(L_b, L_b) for stacked pairs of
+    n x n Grams (B, n, n) (n >= 4). Gram entries may be float32: every sum is taken by
+    torch's cascade summation and the terms are combined in float64."""
+    n = grams_x.shape[-1]
+    k, l = grams_x.clone(), grams_y.clone()
+    k.diagonal(dim1=1, dim2=2).zero_()
+    l.diagonal(dim1=1, dim2=2).zero_()
+    rk, rl = k.sum(2), l.sum(2)
+    sk, sl = rk.sum(1).double(), rl.sum(1).double()
+    traces = torch.stack([(k * l).sum((1, 2)), (k * k).sum((1, 2)), (l * l).sum((1, 2))], 1).double()
+    rows = torch.stack([(rk * rl).sum(1), (rk * rk).sum(1), (rl * rl).sum(1)], 1).double()
+    totals = torch.stack([sk * sl, sk * sk, sl * sl], 1)
+    return (traces + totals / ((n - 1) * (n - 2)) - (2.0 / (n - 2)) * rows) / (n * (n - 3))
+
+
 def unbiased_hsic(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
     """HSIC_1 of two n x n Gram matrices (n >= 4)."""
     return hsic_matrix(k[None], l[None])[0, 0]
