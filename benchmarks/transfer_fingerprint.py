@@ -145,6 +145,21 @@ def score(sim, trips) -> float:
     return sum(sim(i, j) > sim(i, k) for i, j, k in trips) / max(1, len(trips))
 
 
+def nearest(sim, views: list[dict], held: str) -> tuple[float, float]:
+    """Top-1 task identification: is the nearest candidate (every view of the other families and the
+    other tasks on the query's own base) of the query's task? Returns (accuracy, chance)."""
+    hits, chance, n = 0, 0.0, 0
+    for i, q in enumerate(views):
+        if q["family"] != held:
+            continue
+        cands = [j for j, v in enumerate(views) if v["family"] != held or (v["model"] == q["model"] and v["task"] != q["task"])]
+        best = max(cands, key=lambda j: sim(i, j))
+        hits += views[best]["task"] == q["task"]
+        chance += sum(views[j]["task"] == q["task"] for j in cands) / len(cands)
+        n += 1
+    return hits / max(1, n), chance / max(1, n)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--anchors", type=int, default=30)
@@ -156,7 +171,7 @@ def main() -> None:
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--max-length", type=int, default=32)
     p.add_argument("--fp-steps", type=int, default=300)
-    p.add_argument("--fp-seeds", type=int, default=3)
+    p.add_argument("--fp-seeds", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     os.environ.setdefault("GRAFTKIT_QUIET", "1")
@@ -179,18 +194,22 @@ def main() -> None:
         row = {"queries": len(trips), "train_views": len(train_ids),
                "gram_cka": score(lambda i, j: cka(grams[i], grams[j]), trips),
                "delta_gram_cka": score(lambda i, j: cka(deltas[i], deltas[j]), trips)}
+        row["nearest_chance"] = nearest(lambda i, j: 0.0, views, held)[1]
+        row["nearest_gram_cka"] = nearest(lambda i, j: cka(grams[i], grams[j]), views, held)[0]
+        row["nearest_delta_gram_cka"] = nearest(lambda i, j: cka(deltas[i], deltas[j]), views, held)[0]
         for delta in (True, False):
             name = "extractor" if delta else "extractor_no_delta"
-            accs = {metric: [] for metric in ("cosine", "kl", "pearson")}
+            accs = {metric: [] for metric in ("cosine", "kl", "pearson", "nearest")}
             for s in range(args.fp_seeds):
                 ex = CapabilityExtractor(ExtractorSettings(anchors=m, delta=delta, hidden=128, layers=2, heads=4, ff=256, dim=128))
                 data = [(split(views[i]["feats"], args, "train"), views[i]["task"])
                         + ((split(views[i]["base"], args, "train"),) if delta else ()) for i in train_ids]
                 train_extractor(ex, data, steps=args.fp_steps, batch=16, lr=1e-3, seed=s)
                 fps = [ex.fingerprint(x, b if delta else None) for x, b in zip(test, test_base)]
-                for metric in accs:
+                for metric in ("cosine", "kl", "pearson"):
                     accs[metric].append(score(lambda i, j: similarity(fps[i], fps[j], metric), trips))
-                if delta and held == "mpnet" and s == 0:
+                accs["nearest"].append(nearest(lambda i, j: similarity(fps[i], fps[j]), views, held)[0])
+                if delta and held == list(FAMILIES)[-1] and s == 0:
                     png_fps = fps
             row[name] = {k: sum(v) / len(v) for k, v in accs.items()}
             row[name + "_per_seed"] = accs["cosine"]
@@ -204,6 +223,9 @@ def main() -> None:
     summary = {"chance": 0.5, "gram_cka": mean("gram_cka"), "delta_gram_cka": mean("delta_gram_cka"),
                "extractor": mean("extractor", "cosine"), "extractor_kl": mean("extractor", "kl"),
                "extractor_pearson": mean("extractor", "pearson"), "extractor_no_delta": mean("extractor_no_delta", "cosine"),
+               "nearest": {"chance": mean("nearest_chance"), "gram_cka": mean("nearest_gram_cka"),
+                           "delta_gram_cka": mean("nearest_delta_gram_cka"), "extractor": mean("extractor", "nearest"),
+                           "extractor_no_delta": mean("extractor_no_delta", "nearest")},
                "queries": sum(r["queries"] for r in per_family.values())}
     results = {"summary": summary, "held_out_family": per_family,
                "views": [{k: v[k] for k in ("family", "task", "model")} for v in views],
@@ -214,13 +236,17 @@ def main() -> None:
     RESULT.write_text(json.dumps(results, indent=2))
     plot_similarity(torch.stack(png_fps), [f"{v['model']}:{v['task']}" for v in views], PNG,
                     title="fingerprints on held-out texts (extractor trained without mpnet)")
+    nn = summary["nearest"]
     line = (f"- **{KEY}** (capability fingerprints, {len(views)} fine-tuned views of MiniLM-L6/L3 (384) and mpnet (768) on "
             f"SST-2/TREC/AG News, leave one family out, held-out texts; a hit = a query nearer the same task in another "
             f"family than another task on its own base; {summary['queries']} triplets): extractor {summary['extractor']:.2f} "
             f"(kl {summary['extractor_kl']:.2f}, pearson {summary['extractor_pearson']:.2f}; without the base delta "
             f"{summary['extractor_no_delta']:.2f}) vs CKA of the Gram changes {summary['delta_gram_cka']:.2f}, CKA of the "
-            f"Grams {summary['gram_cka']:.2f}, chance 0.50; per held-out family (extractor): "
-            + ", ".join(f"{f} {r['extractor']['cosine']:.2f}" for f, r in per_family.items()) + "\n")
+            f"Grams {summary['gram_cka']:.2f}, chance 0.50; per held-out family (extractor / delta CKA / Gram CKA): "
+            + ", ".join(f"{f} {r['extractor']['cosine']:.2f} / {r['delta_gram_cka']:.2f} / {r['gram_cka']:.2f}"
+                        for f, r in per_family.items())
+            + f"; top-1 task of the nearest view: extractor {nn['extractor']:.2f}, delta CKA {nn['delta_gram_cka']:.2f}, "
+            f"Gram CKA {nn['gram_cka']:.2f}, chance {nn['chance']:.2f}\n")
     path = ROOT / "benchmarks" / "RESULTS.md"
     text = path.read_text() if path.is_file() else "# Benchmark results\n\n"
     lines = [l for l in text.splitlines(keepends=True) if f"**{KEY}**" not in l]
