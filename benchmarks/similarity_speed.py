@@ -1,23 +1,45 @@
 """Speed of graftkit.similarity: a full 12 x 12 CKA matrix of mpnet with forward passes, and
 the metric kernels on 10,000 x 768 activations against plain numpy versions of the same formulas.
 
-    nice -n 10 timeout 3000 .venv/bin/python benchmarks/similarity_speed.py
+Run both parts (a few minutes on a quiet 2-core machine; the numpy RSA reference alone,
+scipy's pdist + spearmanr on 50 million RDM entries per side, takes a few minutes):
+
+    GRAFTKIT_DATA=/work/shared/datasets timeout 1800 .venv/bin/python benchmarks/similarity_speed.py
+
+or one part only: ``--skip-kernels`` (the matrix, ~3 minutes), ``--skip-matrix`` (the kernels).
 
 Part 1 (goal <= 60 s): the steps of `layer_similarity("all-mpnet-base-v2", itself, 2,000 SST-2
-sentences)` timed end to end (load, length-sorted tokenized batches, forward passes, 12 x 12 linear CKA). The plain pipeline it is
-compared with (dataset order, batches of 32 padded to their longest sentence, numpy Gram-form
-CKA per pair as in the CKA paper's notebook) is timed on a subset and scaled up, as marked.
+sentences)` timed end to end: load, sentences sorted by length and tokenized per batch
+(each batch padded only to its own longest sentence), ONE forward pass per batch under
+torch.inference_mode with all 12 block outputs taken from the same pass, mean pooling over
+real tokens per batch, the model run once (A against itself), then the 12 x 12 linear CKA.
+The forward-pass ceiling is measured too: a bare forward of the same batches (no hidden
+states kept, no pooling), i.e. the least any pipeline computing the exact model must spend.
+The plain pipeline it is compared with (dataset order, batches of 32 padded to their
+longest sentence, numpy Gram-form CKA per pair as in the CKA paper's notebook) is timed on
+a subset and scaled up, as marked.
 
-Part 2 (goal >= 3x): each kernel on two 10,000 x 768 activation matrices against numpy; values
-are compared too. By default the matrices are synthetic (a shared 64-dimensional signal,
-anisotropic scales, noise: timing does not depend on where the numbers come from);
-`--real-kernel-activations` uses 10,000 mpnet token rows of block.5 and block.6 instead.
+Part 2 (goal >= 3x per kernel): each kernel on two 10,000 x 768 activation matrices against a
+plain numpy implementation of the same formula (benchmarks/similarity_common.py): the
+formulas as the reference code writes them (Kornblith et al.'s CKA notebook in Gram form,
+Google's svcca `cca_core` covariance route, scipy's pdist + spearmanr for RSA), in float64,
+with numpy's own BLAS (OpenBLAS, 2 threads). Nothing in them is made slow on purpose; the
+notebook's own feature-space linear CKA is timed as an extra row, because graftkit's
+linear CKA uses that identity. graftkit's speed comes from the algorithms (feature-space
+forms, symmetric half-products, a median and ranks without full sorts, batched products)
+and, for large inputs, float32 products with float64 reductions
+(graftkit.similarity.precision); every value is checked against numpy's float64 value
+(|difference| <= 1e-5 on the float32 route, 1e-6 for the CCA family, whose reference
+whitens with pinv and inverse square roots, 1e-9 otherwise) and a disagreement fails the run.
+By default the matrices are synthetic (a shared 64-dimensional signal, anisotropic scales,
+noise: timing does not depend on where the numbers come from); `--real-kernel-activations`
+uses 10,000 mpnet token rows of block.5 and block.6 instead.
 
 Each part can run alone (`--skip-matrix`, `--skip-kernels`); the other part's last result is
 kept in the JSON.
 
-The machine is shared (2 cores): wall time, process CPU time and the load average are all
-recorded, so contention is visible in the numbers.
+Wall time, process CPU time and the load average are all recorded, so contention on a
+shared machine is visible in the numbers.
 """
 
 from __future__ import annotations
@@ -46,11 +68,18 @@ from graftkit.similarity.cka import debiased_cka, linear_cka, rbf_cka  # noqa: E
 from graftkit.similarity.matrix import similarity_matrix  # noqa: E402
 from graftkit.similarity.metrics import minibatch_cka  # noqa: E402
 from graftkit.similarity.models import load_text_model  # noqa: E402
+from graftkit.similarity.precision import FLOAT32_TOLERANCE  # noqa: E402
 from graftkit.similarity.procrustes import procrustes_similarity  # noqa: E402
 from graftkit.similarity.rsa import rsa  # noqa: E402
 from graftkit.similarity.texts import TextBatches, length_order  # noqa: E402
 
 MODEL = "all-mpnet-base-v2"
+# kernels whose products run in float32 at 10,000 x 768 (precision="auto"); the rest stay float64
+FLOAT32_ROUTE = {"rbf_cka", "minibatch_cka", "procrustes"}
+# the cca_core reference whitens with pinv and matrix inverse square roots, graftkit with the
+# eigenbasis of each covariance: on ill-conditioned activations the two agree to ~1e-7
+CCA_FAMILY = {"cca", "svcca", "pwcca"}
+CCA_TOLERANCE = 1e-6
 
 
 class Clock:
@@ -105,12 +134,22 @@ def part_matrix(n: int, batch_size: int, anchor_texts: int, anchor_pairs: int) -
             matrix = similarity_matrix(acts, None, "linear_cka")
         seconds["metric"] = c.wall
     layers = acts.layers
+    # the forward-pass ceiling: the same batches through the bare model, nothing kept
+    with Clock() as bare:
+        with torch.inference_mode():
+            for batch in TextBatches(tm.tokenizer, ordered, batch_size, 128):
+                tm.model(**batch)
     out = {
         "sentences": n,
         "graftkit": {"wall_s": round(total.wall, 2), "cpu_s": round(total.cpu, 2), "load_avg_end": total.load,
                      "breakdown_s": {k: round(v, 2) for k, v in seconds.items()},
                      "batch_size": batch_size, "layers": len(layers)},
         "goal_s": 60,
+        "bare_forward": {"wall_s": round(bare.wall, 2), "cpu_s": round(bare.cpu, 2), "load_avg_end": bare.load,
+                         "note": "same length-sorted batches through the bare model (no hidden states, no "
+                                 "pooling, no metric): the floor for any exact pipeline"},
+        "tokens": int(sum(len(t) for t in tm.tokenizer(ordered, truncation=True, max_length=128)["input_ids"])),
+        "torch_threads": torch.get_num_threads(),
     }
     # the plain pipeline: forward passes on a subset (dataset order), numpy CKA on some pairs; scaled up
     with Clock() as fwd:
@@ -183,15 +222,20 @@ def part_kernels(rows: int, real: bool) -> dict:
     }
     results = {}
     for name, (ours, plain) in kernels.items():
-        value, wall, cpu = timed(ours, repeat=2)
+        value, wall, cpu = timed(ours, repeat=1 if name == "rsa" else 2)
         ref, ref_wall, ref_cpu = timed(plain)
+        diff = float(abs(value - ref))
+        tolerance = FLOAT32_TOLERANCE if name in FLOAT32_ROUTE else CCA_TOLERANCE if name in CCA_FAMILY else 1e-9
         results[name] = {"graftkit_s": round(wall, 3), "numpy_s": round(ref_wall, 3),
                          "speedup": round(ref_wall / wall, 2), "graftkit_cpu_s": round(cpu, 3),
-                         "numpy_cpu_s": round(ref_cpu, 3), "value": round(value, 6),
-                         "numpy_value": round(float(ref), 6), "abs_diff": float(abs(value - ref)),
-                         "load_avg": os.getloadavg()[0]}
+                         "numpy_cpu_s": round(ref_cpu, 3), "value": round(value, 9),
+                         "numpy_value": round(float(ref), 9), "abs_diff": diff, "tolerance": tolerance,
+                         "agrees": diff <= tolerance, "load_avg": os.getloadavg()[0]}
         print(f"{name:40s} graftkit {wall:8.3f}s numpy {ref_wall:8.3f}s x{ref_wall / wall:6.2f} "
-              f"value {value:.6f} vs {float(ref):.6f}", flush=True)
+              f"value {value:.9f} vs {float(ref):.9f} (diff {diff:.1e})", flush=True)
+    disagree = [n for n, r in results.items() if not r["agrees"]]
+    if disagree:
+        raise SystemExit(f"graftkit and numpy disagree beyond tolerance on: {', '.join(disagree)}: {results}")
     return {"rows": rows, "features": int(xt.shape[1]), "activations": source, "kernels": results}
 
 
@@ -226,21 +270,26 @@ def main() -> None:
     parts = []
     if "matrix" in payload:
         m = payload["matrix"]
+        bare = m.get("bare_forward", {})
         parts.append(f"mpnet 12x12 linear-CKA matrix on {m['sentences']} SST-2 sentences incl. forward passes"
                      f"{' (goal is 2,000: NOT measured at that size)' if m['sentences'] < 2000 else ''}: "
                      f"{m['graftkit']['wall_s']} s wall ({m['graftkit']['cpu_s']} s CPU, load avg "
-                     f"{m['graftkit']['load_avg_end']:.1f}; goal <= 60 s; plain pipeline est. "
-                     f"{m['plain']['estimated_total_wall_s']} s)")
+                     f"{m['graftkit']['load_avg_end']:.1f}; goal <= 60 s: "
+                     f"{'met' if m['graftkit']['wall_s'] <= 60 else 'NOT met'}); bare forward of the same "
+                     f"batches {bare.get('wall_s', 'not measured')} s; plain pipeline est. "
+                     f"{m['plain']['estimated_total_wall_s']} s")
     if "kernels" in payload:
         k = payload["kernels"]["kernels"]
         main_names = [n for n in k if "feature-space" not in n]
         ratios = [k[n]["speedup"] for n in main_names]
         geo = float(np.exp(np.mean(np.log(ratios))))
         payload["kernels"]["geomean_speedup"] = round(geo, 2)
-        parts.append(f"kernels on {payload['kernels']['rows']}x768 vs plain numpy: geomean x{geo:.1f} "
-                     f"(min x{min(ratios):.1f} {main_names[int(np.argmin(ratios))]}, "
-                     f"max x{max(ratios):.1f} {main_names[int(np.argmax(ratios))]}; "
-                     f"vs numpy's own feature-space linear CKA x{k['linear_cka (numpy feature-space form)']['speedup']}); goal >= 3x")
+        met = [n for n in main_names if k[n]["speedup"] >= 3]
+        parts.append(f"kernels on {payload['kernels']['rows']}x768 vs plain numpy (load avg "
+                     f"{max(k[n]['load_avg'] for n in k):.1f}): "
+                     + ", ".join(f"{n} x{k[n]['speedup']}" for n in main_names)
+                     + f"; linear_cka vs numpy's feature-space form x{k['linear_cka (numpy feature-space form)']['speedup']}"
+                     f"; all values agree with numpy; goal >= 3x per kernel: met by {len(met)} of {len(main_names)}")
     if not args.no_write:
         write_result("similarity_speed", payload, "; ".join(parts))
     print("; ".join(parts))

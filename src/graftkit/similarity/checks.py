@@ -54,8 +54,9 @@ def as_features(
         )
     if x.shape[1] == 0:
         raise ShapeMismatchError(f"{_label(name)}: has zero features", hint="pick a layer with outputs")
-    bad = ~torch.isfinite(x)
-    if bad.any():
+    # one reduction finds NaN/Inf (they propagate through a sum); only then look for where
+    bad = ~torch.isfinite(x) if not bool(torch.isfinite(x.sum())) else None
+    if bad is not None and bool(bad.any()):
         rows = bad.any(dim=1).nonzero().flatten()
         raise DataError(
             f"{_label(name)}: {int(bad.sum())} NaN/Inf value(s) in {len(rows)} sample(s) "

@@ -146,20 +146,6 @@ def cka_from_grams(
     return _ratio(cross, torch.linalg.matrix_norm(kx), torch.linalg.matrix_norm(ky), names)
 
 
-def _median_from_upper(upper, n: int) -> float:
-    """numpy's median of all n^2 entries of a symmetric matrix with a zero diagonal, from its
-    off-diagonal upper triangle alone (a numpy array, reordered): sorted, the entries are the
-    n diagonal zeros followed by every off-diagonal value twice, so the k-th smallest is 0
-    for k <= n, else the ceil((k - n) / 2)-th smallest off-diagonal value."""
-    total = n * n
-    wanted = [(total + 1) // 2] if total % 2 else [total // 2, total // 2 + 1]
-    ranks = sorted({(k - n + 1) // 2 - 1 for k in wanted if k > n})
-    if ranks:
-        upper.partition(ranks)
-    values = [0.0 if k <= n else float(upper[(k - n + 1) // 2 - 1]) for k in wanted]
-    return sum(values) / len(values)
-
-
 ROW_BLOCK = 1024  # rows per block of a symmetric n x n matrix kept as upper block rows
 
 
@@ -201,7 +187,7 @@ class UpperBlocks:
 
 def _squared_distance_blocks(z: torch.Tensor, sq: torch.Tensor):
     """Pairwise squared distances between the rows of z as ``UpperBlocks`` (z's dtype), and a
-    numpy copy of the strict upper triangle (for the median)."""
+    numpy copy of their strict upper triangle (for the median)."""
     import numpy as np
 
     n = z.shape[0]
@@ -215,12 +201,27 @@ def _squared_distance_blocks(z: torch.Tensor, sq: torch.Tensor):
         local = torch.arange(stop - start)
         block[local, local] = 0.0
         rows = block.numpy()
-        for i in range(stop - start):
+        for i in range(stop - start):  # numpy slices: ~1 us each, no n x n index arrays
             count = n - start - i - 1
             upper[position : position + count] = rows[i, i + 1 :]
             position += count
         blocks.append((start, stop, block))
     return UpperBlocks(n, blocks), upper
+
+
+def _median_from_upper(upper, n: int) -> float:
+    """numpy's median of all n^2 entries of a symmetric matrix with a zero diagonal, from its
+    strict upper triangle alone (a numpy array, reordered in place): sorted, the entries are
+    the n diagonal zeros followed by every off-diagonal value twice, so the k-th smallest is
+    0 for k <= n, else the ceil((k - n) / 2)-th smallest off-diagonal value; one
+    ``np.partition`` (linear time) finds it."""
+    total = n * n
+    wanted = [(total + 1) // 2] if total % 2 else [total // 2, total // 2 + 1]
+    ranks = sorted({(w - n + 1) // 2 - 1 for w in wanted if w > n})
+    if ranks:
+        upper.partition(ranks)
+    values = [0.0 if w <= n else float(upper[(w - n + 1) // 2 - 1]) for w in wanted]
+    return sum(values) / len(values)
 
 
 def _centered_rbf(x: torch.Tensor, threshold: float, precision: str, name: str | None):
