@@ -81,6 +81,8 @@ Parameters = dict[str, ParameterSetting]
 class InputModel(BaseModel):
     model: ModelRef
     parameters: Parameters | None = None
+    # graftkit extension: this model's own calibration data for fisher / regmean
+    statistics: "StatisticsSettings | None" = None
 
 
 class InputSlice(BaseModel):
@@ -271,3 +273,6 @@ def _unknown_key_message(key: str) -> str:
 
 def _dedupe(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+InputModel.model_rebuild()

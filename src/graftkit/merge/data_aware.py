@@ -1,8 +1,11 @@
 """Statistics for the data-aware methods (fisher, regmean), attached to a plan before it runs.
 
 The methods take each model's statistics as extra per-model inputs; here they are
-computed (or read from the cache) once per input model from the config's
-``statistics`` section, and looked up per tensor while the merge streams.
+computed (or read from the cache) once per input model and looked up per tensor while
+the merge streams. Each model's data is its own ``statistics`` entry in ``models``
+(RegMean and Fisher as in their papers: every model on its own task's data) or else the
+config's top-level ``statistics`` section; a base model needs none (the methods leave it
+out).
 """
 
 from __future__ import annotations
@@ -24,37 +27,67 @@ def statistics_kind(method: Any) -> str | None:
     return None
 
 
+def model_settings(plan: "MergePlan") -> list[Any]:
+    """The ``StatisticsSettings`` of each source: its own entry, else the config's, else None."""
+    own = {entry.model: entry.statistics for entry in plan.config.models or [] if entry.statistics is not None}
+    return [own.get(src.ref.ref, plan.config.statistics) for src in plan.sources]
+
+
+def _base_refs(plan: "MergePlan") -> set[Any]:
+    refs = {plan.config.base_model} if plan.config.base_model is not None else set()
+    for sl in plan.config.slices or []:
+        if sl.base_model is not None:
+            refs.add(sl.base_model)
+    return refs
+
+
 def check_calibration(plan: "MergePlan") -> list[str]:
     kind = statistics_kind(plan.method)
-    settings = plan.config.statistics
-    if kind and settings is None:
-        return [
-            f"merge method '{plan.method.name}' needs statistics from data: add "
-            "'statistics: {dataset: sst2, examples: 256}' (or 'texts: [...]') to the config"
-        ]
-    if kind and settings.kind is not None and settings.kind != kind:
-        return [f"statistics.kind is {settings.kind!r} but merge method '{plan.method.name}' uses {kind!r}"]
-    if any(s.lora is not None for s in plan.sources) and statistics_kind(plan.method):
-        return [f"merge method '{plan.method.name}' cannot compute statistics of LoRA inputs (path+lora); merge the adapter first"]
-    return []
+    given = [e for e in plan.config.models or [] if e.statistics is not None]
+    if kind is None:
+        if plan.config.statistics is not None or given:
+            plan.warnings.append(f"merge method '{plan.method.name}' uses no statistics: the 'statistics' "
+                                 "section(s) are ignored")
+        return []
+    problems = []
+    bases = _base_refs(plan)
+    for src, settings in zip(plan.sources, model_settings(plan)):
+        if settings is None and src.ref.ref not in bases:
+            problems.append(
+                f"merge method '{plan.method.name}' needs statistics from data for {src.label}: add "
+                "'statistics: {dataset: sst2, examples: 256}' (or 'texts: [...]') to the config, or to "
+                "this model's entry in 'models' for data of its own")
+        elif settings is not None and settings.kind is not None and settings.kind != kind:
+            problems.append(f"statistics.kind of {src.label} is {settings.kind!r} but merge method "
+                            f"'{plan.method.name}' uses {kind!r}")
+    if any(s.lora is not None for s in plan.sources):
+        problems.append(f"merge method '{plan.method.name}' cannot compute statistics of LoRA inputs "
+                        "(path+lora); merge the adapter first")
+    return problems
+
+
+def _calibration(settings: Any) -> Any:
+    from graftkit.merge.statistics import calibration_set, from_texts
+
+    if settings.dataset is not None:
+        return calibration_set(settings.dataset, split=settings.split, examples=settings.examples, seed=settings.seed)
+    return from_texts(settings.texts or [])
 
 
 def attach_statistics(plan: "MergePlan") -> list[Any]:
-    """One ``ModelStatistics`` per source (None for sources without a folder)."""
-    from graftkit.merge.statistics import calibration_set, from_texts, statistics_for
+    """One ``ModelStatistics`` per source (None for a base model without statistics)."""
+    from graftkit.merge.statistics import statistics_for
 
     kind = statistics_kind(plan.method)
-    settings = plan.config.statistics
-    if kind is None or settings is None:
+    if kind is None:
         return [None] * len(plan.sources)
-    if settings.dataset is not None:
-        calib = calibration_set(settings.dataset, split=settings.split, examples=settings.examples, seed=settings.seed)
-    else:
-        calib = from_texts(settings.texts or [])
     stats = []
-    for src in plan.sources:
+    for src, settings in zip(plan.sources, model_settings(plan)):
+        if settings is None:
+            stats.append(None)
+            continue
         if src.checkpoint.folder is None:
             raise MergeError(f"{src.label}: statistics need an HF model folder, not a single weight file")
-        stats.append(statistics_for(kind, src.checkpoint.folder, calib, batch_size=settings.batch_size,
-                                    max_length=settings.max_length))
+        stats.append(statistics_for(kind, src.checkpoint.folder, _calibration(settings),
+                                    batch_size=settings.batch_size, max_length=settings.max_length))
     return stats
