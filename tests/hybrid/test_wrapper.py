@@ -90,3 +90,26 @@ def test_smollm2_wrapped_equals_base():
     counts = hybrid.parameter_counts()
     assert counts["base"] == sum(p.numel() for p in base.parameters()) - counts["hybrid"]
     assert 0.01 < counts["trainable_fraction"] < 0.05  # three 576-wide SSM branches + 64-slot memories: ~3%
+
+
+def test_ssd_branch_equals_the_base_at_init_trains_and_round_trips(tmp_path):
+    base = zoo.tiny("llama")
+    ids = _ids(base)
+    with torch.no_grad():
+        ref = base(input_ids=ids).logits
+    hybrid = HybridModel(base, HybridConfig(layers=[0, 1], ssm=SSMConfig(kind="ssd", d_state=4, head_dim=8, chunk=8),
+                                            gate_bias=0.0))
+    with torch.no_grad():
+        assert (hybrid(input_ids=ids).logits - ref).abs().max() < 1e-5
+    loss = hybrid(input_ids=ids).logits.logsumexp(-1).mean()
+    loss.backward()
+    assert all(p.grad is not None for p in hybrid.branches["0"].ssm.out_proj.parameters())
+    with torch.no_grad():
+        for p in hybrid.trainable_parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+        before = hybrid(input_ids=ids).logits
+    hybrid.save(tmp_path / "hy")
+    again = HybridModel.load(tmp_path / "hy", base=zoo.tiny("llama"))
+    with torch.no_grad():
+        after = again(input_ids=ids).logits
+    assert torch.allclose(after, before, atol=1e-5) and (after - ref).abs().max() > 1e-3
