@@ -43,6 +43,7 @@ class ResidentMerger:
         # non-persistent buffers (e.g. BERT's position_ids) are absent from state_dict() but may be in the files
         self.state = {**dict(self.model.named_buffers()), **self.model.state_dict()}
         self._inputs: dict[tuple[str, str, str], torch.Tensor] = {}
+        self._statistics: dict[tuple[str, str, str], Any] = {}
         self._pristine = {k: v.detach().clone() for k, v in self.state.items()}
 
     def _read(self, plan: Any, source: int, name: str) -> torch.Tensor:
@@ -61,13 +62,26 @@ class ResidentMerger:
         cfg = config if isinstance(config, MergeConfig) else load_config(config)
         return build_plan(cfg, config_dir=self.config_dir, verify=False)
 
+    def statistics(self, plan: Any) -> list[Any]:
+        """Each source's statistics (fisher / regmean), kept in memory: candidates share their data settings,
+        so the statistics are computed (or read from the disk cache) once per model and setting."""
+        from graftkit.merge.data_aware import attach_statistics, model_settings, statistics_kind
+
+        kind = statistics_kind(plan.method)
+        if kind is None:
+            return [None] * len(plan.sources)
+        keys = [(kind, str(src.ref.path), settings.model_dump_json() if settings is not None else "")
+                for src, settings in zip(plan.sources, model_settings(plan))]
+        if not all(k in self._statistics for k in keys):
+            self._statistics.update(zip(keys, attach_statistics(plan)))
+        return [self._statistics[k] for k in keys]
+
     def merged_tensors(self, config: dict | Any):
         """Yield (name, merged tensor) for every output tensor of ``config``."""
-        from graftkit.merge.data_aware import attach_statistics
         from graftkit.merge.execute import align_vocabulary, merge_task
 
         plan = self.plan(config)
-        statistics = attach_statistics(plan)
+        statistics = self.statistics(plan)
         for task in plan.tasks:
             slots = [task.inputs[task.copy_from]] if task.copy_from is not None else task.inputs
             tensors = [self._read(plan, s.source, s.name) for s in slots]

@@ -25,7 +25,8 @@ from graftkit.evolve.space import SearchSpace, validate_space
 from graftkit.evolve.state import Evaluation, SearchState, load_state, save_state
 
 _SPACE_KEYS = {"models", "method", "space", "base_model", "layer_groups", "ranges", "slots", "layer_spread",
-               "statistics", "dtype"}
+               "statistics", "dtype", "global_params", "start"}
+_MODEL_KEYS = {"model", "statistics"}
 _TOP_KEYS = _SPACE_KEYS | {"objective", "search"}
 _SEARCH_KEYS = {"optimizer", "budget", "popsize", "sigma", "seed", "workers", "retries"}
 
@@ -94,13 +95,16 @@ def load_evolve_config(source: str | Path | dict) -> EvolveConfig:
     bad = set(search) - _SEARCH_KEYS
     if bad:
         raise ConfigError(f"unknown search key(s): {', '.join(sorted(bad))}", hint=f"known: {', '.join(sorted(_SEARCH_KEYS))}")
-    models = [_absolute(m, config_dir) for m in raw.get("models") or []]
+    entries = [_model_entry(m) for m in raw.get("models") or []]
+    models = [_absolute(m, config_dir) for m, _ in entries]
+    own_statistics = [st for _, st in entries] if any(st is not None for _, st in entries) else []
     space = SearchSpace(
         models=[str(m) for m in models], method=raw.get("method", "linear"), kind=raw.get("space", "parameters"),
         base_model=_absolute(raw["base_model"], config_dir) if raw.get("base_model") else None,
         layer_groups=int(raw.get("layer_groups", 1)), ranges=raw.get("ranges") or {}, slots=raw.get("slots"),
         layer_spread=int(raw.get("layer_spread", 1)), statistics=raw.get("statistics"),
-        dtype=raw.get("dtype", "float32"), config_dir=config_dir,
+        dtype=raw.get("dtype", "float32"), config_dir=config_dir, model_statistics=own_statistics,
+        global_params=list(raw.get("global_params") or []), start=dict(raw.get("start") or {}),
     )
     objective = raw.get("objective")
     if not isinstance(objective, dict):
@@ -110,6 +114,21 @@ def load_evolve_config(source: str | Path | dict) -> EvolveConfig:
              for t in objective.get("tasks") or []]
     objective = {**objective, "tasks": tasks} if "tasks" in objective else objective
     return EvolveConfig(space=space, objective=ObjectiveSpec(**objective), raw=raw, **search)
+
+
+def _model_entry(entry: Any) -> tuple[Any, dict | None]:
+    """A ``models`` entry: a path or name, or ``{model: path, statistics: {...}}`` (that model's own data)."""
+    if not isinstance(entry, dict):
+        return entry, None
+    unknown = set(entry) - _MODEL_KEYS
+    if "model" not in entry or unknown:
+        raise ConfigError(f"models entry {entry!r} is not 'path' or '{{model: path, statistics: {{...}}}}'",
+                          hint=f"known keys of a models entry: {', '.join(sorted(_MODEL_KEYS))}")
+    statistics = entry.get("statistics")
+    if statistics is not None and not isinstance(statistics, dict):
+        raise ConfigError(f"statistics of model {entry['model']} must be a mapping such as "
+                          "{dataset: sst2, examples: 256}")
+    return entry["model"], statistics
 
 
 def _reference(space: SearchSpace) -> str:
@@ -155,7 +174,8 @@ def evolve(config: str | Path | dict | EvolveConfig, out: str | Path, *, resume:
     else:
         if (out / "evolve_state.pkl").exists():
             raise ConfigError(f"{out} already holds a search", hint="pass --resume to continue it, or choose a new folder")
-        opt = make_optimizer(cfg.optimizer, space.dim, popsize=cfg.popsize, seed=cfg.seed, sigma=cfg.sigma)
+        opt = make_optimizer(cfg.optimizer, space.dim, popsize=cfg.popsize, seed=cfg.seed, sigma=cfg.sigma,
+                             x0=space.start_point())
         state = SearchState(fingerprint=cfg.fingerprint, optimizer=opt)
     out.mkdir(parents=True, exist_ok=True)
 

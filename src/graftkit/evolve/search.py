@@ -63,9 +63,11 @@ class CMAES:
         self.es.tell([list(x) for x in xs], [-f for f in fitness])
 
 
-def make_optimizer(name: str, dim: int, *, popsize: int = 4, seed: int = 0, sigma: float = 0.25) -> Any:
+def make_optimizer(name: str, dim: int, *, popsize: int = 4, seed: int = 0, sigma: float = 0.25,
+                   x0: np.ndarray | None = None) -> Any:
+    """``x0``: the start point (scored first); the centre of the cube when None."""
     if name == "cma":
-        return CMAES(dim, popsize=popsize, seed=seed, sigma=sigma)
+        return CMAES(dim, popsize=popsize, seed=seed, sigma=sigma, x0=x0)
     if name == "random":
-        return RandomSearch(dim, popsize=popsize, seed=seed)
+        return RandomSearch(dim, popsize=popsize, seed=seed, x0=x0)
     raise ConfigError(f"optimizer {name!r} is unknown", hint="use cma or random")

@@ -12,6 +12,11 @@ Two spaces, alone or combined, as in Sakana's evolutionary model merge:
 * ``both``: each slot draws layer ``k`` (as above) from every model, merged by ``method``
   with the slot's layer-group parameters.
 
+``global_params`` adds method-wide parameters (e.g. RegMean's ``alpha``) with one gene per
+layer group; ``model_statistics`` gives each model its own calibration data (fisher and
+regmean, written into that model's entry); ``start`` puts the optimizer's start point on
+given values (e.g. a hand-tuned recipe) instead of the centre of every range.
+
 Every candidate maps to a valid config; ``validate_space`` builds the plan of the centre
 candidate from headers only, so missing models or layers fail before any worker starts.
 """
@@ -52,7 +57,10 @@ class SearchSpace:
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     slots: int | None = None  # dataflow: output layers (default: the reference's layer count)
     layer_spread: int = 1  # dataflow: how far a slot may reach from its own index
-    statistics: dict[str, Any] | None = None  # fisher / regmean calibration settings
+    statistics: dict[str, Any] | None = None  # fisher / regmean calibration settings shared by all models
+    model_statistics: list[dict[str, Any] | None] = field(default_factory=list)  # per model, its own data
+    global_params: list[str] = field(default_factory=list)  # method-wide parameters evolved per layer group
+    start: dict[str, float] = field(default_factory=dict)  # parameter -> start value (default: range centre)
     dtype: str = "float32"
     config_dir: Path | None = None
     num_layers: int = 0  # filled by validate_space
@@ -71,6 +79,44 @@ class SearchSpace:
             raise ConfigError("slerp interpolates exactly two models",
                               hint="give 'base_model: A' and 'models: [B]' (t = 0 is A)")
         self.ranges = {**_DEFAULT_RANGES, **{k: tuple(v) for k, v in self.ranges.items()}}
+        self._check_extensions()
+
+    def _check_extensions(self) -> None:
+        """global_params, model_statistics and start name things this method and space have."""
+        from graftkit.merge.methods import get_method
+
+        if self.global_params:
+            if self.kind == "dataflow" or self.method == "slerp":
+                raise ConfigError(f"global_params apply to the parameters and both spaces of methods other than "
+                                  f"slerp, not to {self.kind} with {self.method}", hint="remove 'global_params'")
+            known = get_method(self.method).global_params
+            for name in self.global_params:
+                spec = known.get(name)
+                if spec is None or spec.type is not float:
+                    floats = [n for n, p in known.items() if p.type is float]
+                    raise ConfigError(f"global_params: {name!r} is not a numeric parameter of {self.method}",
+                                      hint=f"numeric parameters of {self.method}: {', '.join(floats) or 'none'}")
+                if name not in self.ranges:
+                    raise ConfigError(f"global_params: {name!r} has no range",
+                                      hint=f"add 'ranges: {{{name}: [low, high]}}'")
+        if self.model_statistics:
+            if len(self.model_statistics) != len(self.models):
+                raise ConfigError(f"{len(self.model_statistics)} per-model statistics for {len(self.models)} models")
+            if any(s is not None for s in self.model_statistics) and self.method not in ("fisher", "regmean"):
+                raise ConfigError(f"per-model statistics are for fisher and regmean, not {self.method}",
+                                  hint="remove 'statistics' from the entries of 'models'")
+            if any(s is not None for s in self.model_statistics) and self.kind != "parameters":
+                raise ConfigError(f"per-model statistics need the parameters space, not {self.kind}: a merge "
+                                  "config with 'slices' has no model entries to hold them",
+                                  hint="use space: parameters, or one top-level 'statistics' for every model")
+        searched = set(self.model_params) | set(self.global_params) | ({"t"} if self.method == "slerp" else set())
+        for name, value in self.start.items():
+            if name not in searched:
+                raise ConfigError(f"start: {name!r} is not searched in this space",
+                                  hint=f"searched parameters: {', '.join(sorted(searched)) or 'none'}")
+            lo, hi = self.ranges[name]
+            if not min(lo, hi) <= float(value) <= max(lo, hi) or lo == hi:
+                raise ConfigError(f"start: {name}={value} is outside its range [{lo}, {hi}]")
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -86,7 +132,7 @@ class SearchSpace:
         return self.slots or self.num_layers
 
     def _param_dim(self) -> int:
-        per_group = 1 if self.method == "slerp" else len(self.models) * len(self.model_params)
+        per_group = 1 if self.method == "slerp" else len(self.models) * len(self.model_params) + len(self.global_params)
         return per_group * self.layer_groups
 
     def _flow_dim(self) -> int:
@@ -100,6 +146,19 @@ class SearchSpace:
 
     def centre(self) -> np.ndarray:
         return np.full(self.dim, 0.5)
+
+    def start_point(self) -> np.ndarray:
+        """The optimizer's start: the centre, with the genes of parameters named in ``start`` on those values."""
+        x = self.centre()
+        if not self.start or self.kind == "dataflow":
+            return x
+        names = ["t"] if self.method == "slerp" else [p for _ in self.models for p in self.model_params] + self.global_params
+        g = self.layer_groups
+        for i, name in enumerate(names):
+            if name in self.start:
+                lo, hi = self.ranges[name]
+                x[i * g : (i + 1) * g] = (float(self.start[name]) - lo) / (hi - lo)
+        return x
 
     # ------------------------------------------------------------------ decoding
     def _scale(self, name: str, g: float) -> float:
@@ -117,7 +176,15 @@ class SearchSpace:
             for p in self.model_params:
                 out[(m, p)] = [self._scale(p, v) for v in genes[i : i + g]]
                 i += g
+        for p in self.global_params:
+            out[p] = [self._scale(p, v) for v in genes[i : i + g]]
+            i += g
         return out
+
+    def _model_entry(self, m: int, entry: dict[str, Any]) -> dict[str, Any]:
+        """A model's entry with its own statistics (fisher / regmean), if it has any."""
+        own = self.model_statistics[m] if m < len(self.model_statistics) else None
+        return {**entry, "statistics": dict(own)} if own is not None else entry
 
     @staticmethod
     def _value(values: list[float]) -> float | list[float]:
@@ -163,9 +230,11 @@ class SearchSpace:
             cfg["parameters"] = {"t": self._value(values["t"])}
             return cfg
         cfg["models"] = [
-            {"model": path, "parameters": {p: self._value(values[(m, p)]) for p in self.model_params}}
+            self._model_entry(m, {"model": path, "parameters": {p: self._value(values[(m, p)]) for p in self.model_params}})
             for m, path in enumerate(self.models)
         ]
+        if self.global_params:
+            cfg["parameters"] = {p: self._value(values[p]) for p in self.global_params}
         if self.base_model and self.method in _USES_BASE:
             cfg["base_model"] = self.base_model
         if self.method == "linear":
@@ -201,7 +270,10 @@ class SearchSpace:
             ]
             if self.base_model and self.base_model not in self.models and self.method in _USES_BASE:
                 sources.append({"model": self.base_model, "layer_range": [layer, layer + 1]})
-            out_slices.append({"sources": sources})
+            out_slice: dict[str, Any] = {"sources": sources}
+            if self.global_params:
+                out_slice["parameters"] = {p: values[p][group] for p in self.global_params}
+            out_slices.append(out_slice)
         cfg: dict[str, Any] = {"merge_method": self.method, "slices": out_slices}
         if self.base_model and self.method in _USES_BASE:
             cfg["base_model"] = self.base_model
