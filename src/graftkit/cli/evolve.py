@@ -21,6 +21,12 @@ objective:                                  # validation splits only (force_test
   tasks: [{dataset: sst2, split: validation, examples: 200}]
   # each expert its own head: [{dataset: sst2, head: experts/sst2}, ...]
 search: {optimizer: cma, budget: 48, popsize: 6, sigma: 0.25, seed: 0, workers: 2}
+# RegMean from a hand-tuned start, each expert's Grams on its own task, alpha per layer group:
+#   method: regmean
+#   models: [{model: experts/sst2, statistics: {dataset: sst2, examples: 256}}, ...]
+#   global_params: [alpha]
+#   ranges: {weight: [0, 2], alpha: [0.5, 1]}
+#   start: {weight: 1.0, alpha: 0.95}
 """
 
 
