@@ -160,6 +160,27 @@ def nearest(sim, views: list[dict], held: str) -> tuple[float, float]:
     return hits / max(1, n), chance / max(1, n)
 
 
+def earlier_views() -> dict | None:
+    """Plain Gram CKA under the earlier protocol of benchmarks/transfer.py, on the views it cached (the 64-text
+    pool of its experts and adapted targets): what a model-level similarity scores where the first extractor got 0.51."""
+    files = sorted((CACHE / "features").glob("*.pt"))
+    views = [(f.stem.split("__"), torch.load(f, weights_only=True)) for f in files]
+    views = [((t, f"{m}/{label}"), x) for (t, m, label), x in views if label != "floor"]
+    if len({v[0][0] for v in views}) < 2:
+        return None
+    grams = [gram(x) for _, x in views]
+    hits = total = 0
+    for i, ((task, model), _) in enumerate(views):
+        for j, ((t2, m2), _) in enumerate(views):
+            if t2 != task or m2 == model:
+                continue
+            for k, ((t3, m3), _) in enumerate(views):
+                if t3 != task and m3 == model:
+                    total += 1
+                    hits += cka(grams[i], grams[j]) > cka(grams[i], grams[k])
+    return {"gram_cka": hits / total, "queries": total, "views": len(views)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--anchors", type=int, default=30)
@@ -229,6 +250,7 @@ def main() -> None:
                "queries": sum(r["queries"] for r in per_family.values())}
     results = {"summary": summary, "held_out_family": per_family,
                "views": [{k: v[k] for k in ("family", "task", "model")} for v in views],
+               "earlier_protocol_gram_cka": earlier_views(),
                "config": {**vars(args), "families": FAMILIES, "tasks": TASKS,
                           "fingerprint_settings": "anchors=%d, hidden 128, 2 layers, 4 heads, ff 256, dim 128" % m},
                "seconds": time.time() - t_start}
