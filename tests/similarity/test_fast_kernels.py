@@ -97,6 +97,8 @@ def test_nan_is_still_refused_by_the_fast_finiteness_check():
     x[7, 2] = np.nan
     with pytest.raises(DataError, match="sample 7"):
         rbf_cka(x, x)
+    with pytest.raises(DataError, match="constant"):  # a dead layer on the float32 route too
+        procrustes_similarity(np.ones((50, 3)), np.nan_to_num(x), precision="float32")
     from graftkit.similarity.checks import as_features
 
     big = np.full((50, 4), 1e308)  # the sum overflows to inf, yet every value is finite

@@ -17,13 +17,19 @@ from graftkit.similarity.checks import centered, pair
 from graftkit.similarity.precision import product_dtype
 
 
-def _normalized(x: torch.Tensor, name: str | None) -> torch.Tensor:
+def _centered_norm(x: torch.Tensor, name: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centered x and its Frobenius norm; a DataError for a constant (dead) layer."""
     x = centered(x)
     norm = torch.linalg.matrix_norm(x)
     if float(norm) == 0.0:
         where = f"layer {name!r}" if name else "activations"
         raise DataError(f"{where}: constant over all samples, Procrustes distance is undefined",
                         hint="pick another layer or use inputs that differ")
+    return x, norm
+
+
+def _normalized(x: torch.Tensor, name: str | None) -> torch.Tensor:
+    x, norm = _centered_norm(x, name)
     return x / norm
 
 
@@ -39,11 +45,13 @@ def procrustes_similarity(
     eigenproblem several times cheaper than the SVD.
     """
     x, y = pair(x, y, names)
-    x, y = _normalized(x, names[0]), _normalized(y, names[1])
     dtype = product_dtype(precision, x.shape[0] * x.shape[1] * y.shape[1])
     if dtype == torch.float64:
+        x, y = _normalized(x, names[0]), _normalized(y, names[1])
         return float(torch.linalg.svdvals(x.T @ y).sum().clamp(max=1.0))
-    cross = (x.to(dtype).T @ y.to(dtype)).double()
+    (x, norm_x), (y, norm_y) = _centered_norm(x, names[0]), _centered_norm(y, names[1])
+    # the unit-norm scaling is applied to the d1 x d2 product, not to the n x d inputs
+    cross = (x.to(dtype).T @ y.to(dtype)).double() / (norm_x * norm_y)
     square = cross.T @ cross if cross.shape[1] <= cross.shape[0] else cross @ cross.T
     return float(torch.linalg.eigvalsh(square).clamp_min(0.0).sqrt().sum().clamp(max=1.0))
 
