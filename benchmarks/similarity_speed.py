@@ -6,7 +6,8 @@ scipy's pdist + spearmanr on 50 million RDM entries per side, takes a few minute
 
     GRAFTKIT_DATA=/work/shared/datasets timeout 1800 .venv/bin/python benchmarks/similarity_speed.py
 
-or one part only: ``--skip-kernels`` (the matrix, ~3 minutes), ``--skip-matrix`` (the kernels).
+or one part only: ``--skip-kernels`` (the matrix, ~3-4 minutes), ``--skip-matrix`` (the kernels),
+``--skip-matrix --only rbf_cka,procrustes`` (some kernels; the others keep their last result).
 
 Part 1 (goal <= 60 s): the steps of `layer_similarity("all-mpnet-base-v2", itself, 2,000 SST-2
 sentences)` timed end to end: load, sentences sorted by length and tokenized per batch
@@ -188,7 +189,7 @@ def timed(fn, *args, repeat: int = 1, **kwargs):
     return value, best, cpu
 
 
-def part_kernels(rows: int, real: bool) -> dict:
+def part_kernels(rows: int, real: bool, only: set[str] | None = None) -> dict:
     if real:
         tm = load_text_model(MODEL)
         texts = sentences(min(2600, rows // 18 + 20), seed=1)  # ~25 tokens per sentence: enough rows
@@ -220,10 +221,16 @@ def part_kernels(rows: int, real: bool) -> dict:
         "rsa": (lambda: rsa(xt, yt), lambda: np_rsa(xn, yn)),
         "procrustes": (lambda: procrustes_similarity(xt, yt), lambda: np_procrustes(xn, yn)),
     }
+    if only:
+        unknown = only - set(kernels)
+        if unknown:
+            raise SystemExit(f"unknown kernels {sorted(unknown)}; choose from {sorted(kernels)}")
+        kernels = {k: v for k, v in kernels.items() if k in only}
     results = {}
     for name, (ours, plain) in kernels.items():
-        value, wall, cpu = timed(ours, repeat=1 if name == "rsa" else 2)
-        ref, ref_wall, ref_cpu = timed(plain)
+        repeat = 1 if name == "rsa" else 2  # best of 2 on both sides (RSA: one run each, minutes)
+        value, wall, cpu = timed(ours, repeat=repeat)
+        ref, ref_wall, ref_cpu = timed(plain, repeat=repeat)
         diff = float(abs(value - ref))
         tolerance = FLOAT32_TOLERANCE if name in FLOAT32_ROUTE else CCA_TOLERANCE if name in CCA_FAMILY else 1e-9
         results[name] = {"graftkit_s": round(wall, 3), "numpy_s": round(ref_wall, 3),
@@ -250,6 +257,8 @@ def main() -> None:
     parser.add_argument("--real-kernel-activations", action="store_true",
                         help="time the kernels on captured mpnet tokens instead of synthetic activations")
     parser.add_argument("--skip-kernels", action="store_true")
+    parser.add_argument("--only", default="",
+                        help="comma-separated kernel names to time (the others keep their last result in the JSON)")
     parser.add_argument("--no-write", action="store_true", help="print only (smoke runs)")
     args = parser.parse_args()
     set_quiet(True)
@@ -258,15 +267,23 @@ def main() -> None:
         payload["matrix"] = part_matrix(args.n, args.batch_size, args.anchor_texts, args.anchor_pairs)
         print("matrix:", payload["matrix"]["graftkit"], flush=True)
     if not args.skip_kernels:
-        payload["kernels"] = part_kernels(args.rows, args.real_kernel_activations)
+        only = {k.strip() for k in args.only.split(",") if k.strip()} or None
+        payload["kernels"] = part_kernels(args.rows, args.real_kernel_activations, only)
     previous = RESULTS / "similarity_speed.json"
-    if previous.exists() and (args.skip_matrix or args.skip_kernels):  # keep the part not rerun
+    if previous.exists() and (args.skip_matrix or args.skip_kernels or args.only):  # keep what was not rerun
         import json
 
         old = json.loads(previous.read_text())
         for part in ("matrix", "kernels"):
             if part in old and part not in payload:
                 payload[part] = old[part]
+        if args.only and "kernels" in old and "kernels" in payload:
+            if old["kernels"].get("rows") != payload["kernels"]["rows"]:
+                raise SystemExit(f"--only merges into the last result, which has {old['kernels'].get('rows')} "
+                                 f"rows: rerun with --rows {old['kernels'].get('rows')} or without --only")
+            merged = dict(old["kernels"]["kernels"])
+            merged.update(payload["kernels"]["kernels"])
+            payload["kernels"]["kernels"] = merged
     parts = []
     if "matrix" in payload:
         m = payload["matrix"]
