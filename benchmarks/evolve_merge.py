@@ -310,7 +310,7 @@ def main() -> None:
                     help="regmean: expert weight range per layer group (1 = the hand-tuned recipe)")
     ap.add_argument("--alpha-range", type=lambda s: tuple(float(x) for x in s.split(",")), default=(0.5, 1.0),
                     help="regmean: alpha range per layer group")
-    ap.add_argument("--search-val", type=int, default=200,
+    ap.add_argument("--search-val", type=int, default=400,
                     help="validation examples per task for the search's fitness (seeded subset of graftkit.data)")
     ap.add_argument("--reuse", action="store_true", help="take finished seeds' rows from their run folders")
     ap.add_argument("--workers", type=int, default=1)
