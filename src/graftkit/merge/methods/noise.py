@@ -4,10 +4,10 @@ DARE and DELLA draw one uniform number per delta entry. A ``torch.Generator``
 hands them out in call order, so a tensor's masks depend on how it is walked:
 merge it a block of rows at a time and the masks change. ``DropNoise`` is
 counter-based instead: the entries are cut into chunks of ``CHUNK`` numbers and
-chunk ``c`` of stream ``key`` is drawn from its own PCG64 generator seeded with
+chunk ``c`` of stream ``key`` is drawn from its own SFC64 generator seeded with
 ``(key, c)``. Any range of entries gets the same numbers whichever way it is
 reached, so the block-wise executor and the whole-tensor path agree exactly, and
-numpy's PCG64 draws float32 several times faster than ``torch.bernoulli``.
+numpy's SFC64 draws float32 several times faster than ``torch.bernoulli``.
 
 Like a generator, a ``DropNoise`` advances as it is used: the task-vector family
 draws model after model from one stream, model ``j`` taking the entries
@@ -53,7 +53,7 @@ class DropNoise:
             chunk = at // CHUNK
             chunk_start = chunk * CHUNK
             take = min(stop, chunk_start + CHUNK) - at
-            numbers = np.random.Generator(np.random.PCG64([self.key, chunk])).random(
+            numbers = np.random.Generator(np.random.SFC64([self.key, chunk])).random(
                 at - chunk_start + take, dtype=np.float32)
             out[at - start:at - start + take] = numbers[at - chunk_start:]
             at += take
