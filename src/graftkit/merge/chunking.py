@@ -27,7 +27,7 @@ import torch
 
 from graftkit.errors import MergeError
 from graftkit.merge.finite import all_finite
-from graftkit.merge.methods.noise import DropNoise
+from graftkit.merge.methods.noise import DropNoise, span
 from graftkit.merge.methods.sparsify import apply_mask, drop_mask, magprune_probabilities
 from graftkit.merge.methods.task_arithmetic import SPARSIFICATION
 
@@ -212,7 +212,7 @@ def _drops(plan: "MergePlan", task: "TensorTask", blocks, slots, kind: str, seed
         density = float(mp.get("density", 1.0))
         if density >= 1.0:
             continue
-        drop = _Drop(noise, position * n, cols, kind, density, float(mp.get("epsilon", 0.0)), rescale)
+        drop = _Drop(noise, position * span(n), cols, kind, density, float(mp.get("epsilon", 0.0)), rescale)
         if rescale == "l1" and density > 0:
             before = after = 0.0
             for start, stop in blocks:

@@ -9,9 +9,10 @@ chunk ``c`` of stream ``key`` is drawn from its own SFC64 generator seeded with
 reached, so the block-wise executor and the whole-tensor path agree exactly, and
 numpy's SFC64 draws float32 several times faster than ``torch.bernoulli``.
 
-Like a generator, a ``DropNoise`` advances as it is used: the task-vector family
-draws model after model from one stream, model ``j`` taking the entries
-``[j * n, (j + 1) * n)`` of a tensor of ``n`` entries.
+Like a generator, a ``DropNoise`` advances as it is used. The task-vector family
+gives model ``j`` of a tensor of ``n`` entries the entries from ``j * span(n)`` on,
+``span`` rounding ``n`` up to whole chunks, so no model's range starts inside a chunk
+(which would draw that chunk's head only to skip it).
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ import numpy as np
 import torch
 
 CHUNK = 1 << 20
+
+
+def span(numel: int) -> int:
+    """The stream entries reserved for one task vector of ``numel`` entries: whole chunks."""
+    return -(-int(numel) // CHUNK) * CHUNK
 
 
 class DropNoise:

@@ -25,12 +25,14 @@ def slerp(t: float, v0: torch.Tensor, v1: torch.Tensor, dot_threshold: float = 0
     norm_b = torch.linalg.vector_norm(b)
     norm_a = torch.where(norm_a > eps, norm_a, torch.ones_like(norm_a))
     norm_b = torch.where(norm_b > eps, norm_b, torch.ones_like(norm_b))
-    dot = ((a / norm_a) * (b / norm_b)).sum().clamp(-1, 1)
+    dot = (torch.dot(a, b) / (norm_a * norm_b)).clamp(-1, 1)  # no normalized copies of huge tensors
     if dot.abs() > dot_threshold:
-        return (1 - t) * v0 + t * v1
+        return torch.add(v0 * (1 - t), v1, alpha=t)
     theta = torch.acos(dot)
     sin_theta = torch.sin(theta)
-    return (torch.sin((1 - t) * theta) / sin_theta) * v0 + (torch.sin(t * theta) / sin_theta) * v1
+    c0 = float(torch.sin((1 - t) * theta) / sin_theta)
+    c1 = float(torch.sin(t * theta) / sin_theta)
+    return torch.add(v0 * c0, v1, alpha=c1)
 
 
 def slerp_merge(tensors: Sequence[torch.Tensor], *, base_index: int | None, t: float, **_: Any) -> torch.Tensor:

@@ -23,7 +23,7 @@ import torch
 
 from graftkit.merge.methods import sparsify as sp
 from graftkit.merge.methods.base import MergeMethod, ParamSpec, split_base
-from graftkit.merge.methods.noise import DropNoise
+from graftkit.merge.methods.noise import DropNoise, span
 
 
 def elect_sign_mask(deltas: torch.Tensor) -> torch.Tensor:
@@ -37,9 +37,9 @@ def elect_sign_mask(deltas: torch.Tensor) -> torch.Tensor:
 
 def model_stream(generator: torch.Generator | DropNoise | None, position: int, numel: int):
     """The noise of the ``position``-th task vector: its own range of a ``DropNoise`` stream
-    (entries ``[position * numel, (position + 1) * numel)``), or the shared generator."""
+    (from entry ``position * span(numel)`` on), or the shared generator."""
     if isinstance(generator, DropNoise):
-        return generator.at(generator.offset + position * numel)
+        return generator.at(generator.offset + position * span(numel))
     return generator
 
 
@@ -86,43 +86,46 @@ def task_vector_merge(
     assert base is not None
     if not others:
         return base
-    deltas = torch.stack(
-        [
-            sparsify_delta(
-                tensors[i] - base,
-                sparsification,
-                density=model_params[i].get("density", 1.0),
-                gamma=model_params[i].get("gamma", 0.0),
-                epsilon=model_params[i].get("epsilon", 0.0),
-                rescale=rescale_mode if rescale else None,
-                generator=model_stream(generator, position, base.numel()),
-            )
-            for position, i in enumerate(others)
-        ]
-    )
-    weights = torch.tensor(
-        [model_params[i]["weight"] for i in others], dtype=deltas.dtype, device=deltas.device
-    ).reshape(-1, *([1] * base.dim()))
-    if consensus and sign_election == "paper":
-        agree = elect_sign_mask(deltas).to(deltas.dtype)
-        mixed = (deltas * weights * agree).sum(dim=0)
-        count = agree.sum(dim=0)
-        mixed = mixed / torch.where(count == 0, torch.ones_like(count), count)
-    elif consensus:
-        weighted = deltas * weights
-        agree = elect_sign_mask(weighted).to(deltas.dtype)
-        mixed = (weighted * agree).sum(dim=0)
-        if normalize:
-            divisor = (weights * agree).sum(dim=0)
-            mixed = mixed / torch.where(divisor == 0, torch.ones_like(divisor), divisor)
+    sparse = [
+        sparsify_delta(
+            tensors[i] - base,
+            sparsification,
+            density=model_params[i].get("density", 1.0),
+            gamma=model_params[i].get("gamma", 0.0),
+            epsilon=model_params[i].get("epsilon", 0.0),
+            rescale=rescale_mode if rescale else None,
+            generator=model_stream(generator, position, base.numel()),
+        )
+        for position, i in enumerate(others)
+    ]
+    weight_list = [float(model_params[i]["weight"]) for i in others]
+    if consensus:
+        deltas = torch.stack(sparse)
+        del sparse
+        weights = torch.tensor(weight_list, dtype=deltas.dtype, device=deltas.device).reshape(-1, *([1] * base.dim()))
+        if sign_election == "paper":
+            agree = elect_sign_mask(deltas).to(deltas.dtype)
+            mixed = (deltas * weights * agree).sum(dim=0)
+            count = agree.sum(dim=0)
+            mixed = mixed / torch.where(count == 0, torch.ones_like(count), count)
+        else:
+            weighted = deltas * weights
+            agree = elect_sign_mask(weighted).to(deltas.dtype)
+            mixed = (weighted * agree).sum(dim=0)
+            if normalize:
+                divisor = (weights * agree).sum(dim=0)
+                mixed = mixed / torch.where(divisor == 0, torch.ones_like(divisor), divisor)
     else:
-        mixed = (deltas * weights).sum(dim=0)
-        if normalize:
-            divisor = weights.sum(dim=0)
-            mixed = mixed / torch.where(divisor.abs() < 1e-8, torch.ones_like(divisor), divisor)
+        # a running weighted sum: no stacked copy of every task vector
+        mixed = torch.zeros_like(base)
+        for delta, weight in zip(sparse, weight_list):
+            mixed.add_(delta, alpha=weight)
+        del sparse
+        if normalize and abs(sum(weight_list)) >= 1e-8:
+            mixed.div_(sum(weight_list))
     if lam != 1:
-        mixed = mixed * lam
-    return base + mixed
+        mixed.mul_(lam)
+    return mixed.add_(base)
 
 
 # how each method of the family sparsifies its task vectors (the block executor reads it)
