@@ -1,15 +1,12 @@
-"""Shared by the alignment benchmarks: small MLPs trained on real image data, evaluation, RESULTS.md lines."""
+"""Shared by the alignment benchmarks: small MLPs trained on real image data and their evaluation."""
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
+
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -68,17 +65,3 @@ def image_data(name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tor
     return x[train_order], y[train_order], ds.test.images[order], torch.as_tensor(ds.test.labels)[order]
 
 
-def write_result(name: str, payload: dict, line: str) -> None:
-    """benchmarks/results/NAME.json and this benchmark's line in RESULTS.md (others' lines kept)."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": name, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "machine": f"{platform.machine()}, {os.cpu_count()} cpus (shared), torch {torch.__version__}",
-               **payload}
-    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2))
-    md = HERE / "RESULTS.md"
-    header = "# Benchmark results\n\nOne line per benchmark; details in results/NAME.json.\n\n"
-    lines = md.read_text().splitlines() if md.exists() else header.rstrip("\n").splitlines()
-    tag = f"- **{name}**:"
-    lines = [l for l in lines if not l.startswith(tag)]
-    lines.append(f"{tag} {line}")
-    md.write_text("\n".join(lines) + "\n")

@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from align_common import batches, image_data, mlp, train, write_result  # noqa: E402
+from align_common import batches, image_data, mlp, train  # noqa: E402
+from results_file import write_result  # noqa: E402
 
 from graftkit.align.interpolate import evaluate_classifier  # noqa: E402
 from graftkit.align.ot import ot_fuse  # noqa: E402

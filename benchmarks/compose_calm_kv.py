@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compose_common import write_result  # noqa: E402
+from results_file import write_result  # noqa: E402
 
 from graftkit import zoo  # noqa: E402
 from graftkit.compose.fusion import Link, LinkedModel  # noqa: E402

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compose_common import write_result  # noqa: E402
+from results_file import write_result  # noqa: E402
 
 from graftkit import zoo  # noqa: E402
 from graftkit.compose import MoLRuntime, MoLTrainer, TrainingConfig  # noqa: E402

@@ -16,7 +16,7 @@ import time
 import torch
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from compose_common import write_result  # noqa: E402
+from results_file import write_result  # noqa: E402
 
 from graftkit import zoo  # noqa: E402
 from graftkit.compose import MoLRuntime  # noqa: E402

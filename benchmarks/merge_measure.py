@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import subprocess
 import time
 from pathlib import Path
+
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -53,16 +52,3 @@ def run_measured(cmd: list[str], timeout: float = 1800, env: dict | None = None)
     }
 
 
-def write_result(name: str, payload: dict, line: str) -> None:
-    """benchmarks/results/NAME.json and this benchmark's line in RESULTS.md (other lines kept)."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": name, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "machine": f"{platform.machine()}, {os.cpu_count()} cpus (shared)", **payload}
-    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
-    md = HERE / "RESULTS.md"
-    if not md.exists():
-        md.write_text("# Benchmark results\n\nOne line per benchmark; each benchmark replaces its own line on rerun.\n\n")
-    tag = f"- **{name}**"
-    lines = [l for l in md.read_text().splitlines() if not l.startswith(tag)]
-    lines.append(f"{tag}: {line}")
-    md.write_text("\n".join(lines) + "\n")

@@ -22,7 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from merge_measure import VENV_BIN, run_measured, write_result
+from merge_measure import VENV_BIN, run_measured
+from results_file import write_result
 
 TINYLLAMA = dict(
     architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=2048, intermediate_size=5632,

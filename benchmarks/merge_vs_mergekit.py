@@ -19,7 +19,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from merge_measure import VENV_BIN, run_measured, write_result
+from merge_measure import VENV_BIN, run_measured
+from results_file import write_result
 
 METHODS = {
     "linear": "models:\n  - model: {b}\n    parameters: {{weight: 0.4}}\n  - model: {f1}\n    parameters: {{weight: 0.3}}\n"

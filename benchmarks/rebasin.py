@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from align_common import RESULTS, batches, image_data, mlp, train, write_result  # noqa: E402
+from align_common import RESULTS, batches, image_data, mlp, train  # noqa: E402
+from results_file import write_result  # noqa: E402
 
 from graftkit.align import permute_model, spec_for, state_tensors, weight_matching  # noqa: E402
 from graftkit.align.activation_matching import activation_matching  # noqa: E402

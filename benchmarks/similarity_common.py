@@ -1,4 +1,4 @@
-"""Shared by the similarity benchmarks: result files, RESULTS.md lines, and plain-numpy reference kernels.
+"""Shared by the similarity benchmarks: the results folder and plain-numpy reference kernels.
 
 The numpy functions are the anchors' formulas written the plain way (Kornblith et al.'s
 CKA notebook in Gram form, Google's svcca `cca_core` covariance route), so that
@@ -7,33 +7,13 @@ graftkit's kernels can be timed and checked against them in the same run.
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import time
 from pathlib import Path
 
 import numpy as np
-import torch
+
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-
-
-def write_result(name: str, payload: dict, line: str) -> None:
-    """benchmarks/results/NAME.json and this benchmark's line in RESULTS.md (other lines kept)."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": name, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "machine": f"{platform.machine()}, {os.cpu_count()} cpus (shared), torch {torch.__version__}, "
-                          f"{torch.get_num_threads()} threads", **payload}
-    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
-    md = HERE / "RESULTS.md"
-    if not md.exists():
-        md.write_text("# Benchmark results\n\nOne line per benchmark; each benchmark replaces its own line on rerun.\n\n")
-    tag = f"- **{name}**"
-    lines = [l for l in md.read_text().splitlines() if not l.startswith(tag)]
-    lines.append(f"{tag}: {line}")
-    md.write_text("\n".join(lines) + "\n")
 
 
 # ---- plain numpy references (Gram form, as in the CKA paper's notebook) ----

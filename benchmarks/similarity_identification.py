@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from similarity_common import write_result  # noqa: E402
+from results_file import write_result  # noqa: E402
 
 from graftkit.data import load_dataset  # noqa: E402
 from graftkit.progress import set_quiet  # noqa: E402

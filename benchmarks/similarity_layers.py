@@ -22,7 +22,8 @@ import torch
 from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from similarity_common import RESULTS, np_cka, np_gram_linear, write_result  # noqa: E402
+from similarity_common import RESULTS, np_cka, np_gram_linear  # noqa: E402
+from results_file import write_result  # noqa: E402
 
 from graftkit.data import load_dataset  # noqa: E402
 from graftkit.progress import set_quiet  # noqa: E402

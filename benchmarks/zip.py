@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from align_common import image_data, mlp, train, write_result  # noqa: E402
+from align_common import image_data, mlp, train  # noqa: E402
+from results_file import write_result  # noqa: E402
 
 from graftkit.align.zip import zip_merge  # noqa: E402
 
