@@ -1,4 +1,4 @@
-"""Shared by the merge benchmarks: whole-process wall time and peak RSS of a command, and the results files."""
+"""Shared by the merge benchmarks: whole-process wall time and peak RSS of a command."""
 
 from __future__ import annotations
 
