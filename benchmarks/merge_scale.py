@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -187,7 +188,7 @@ def record(results: dict) -> None:
        + fmt(ties, "graftkit") + ", mergekit " + fmt(ties, "mergekit") + ", I/O floor " + fmt(ties, "io_floor")
        + "; goals: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in goals.items())
        + ("" if "mergekit" in ties else " (ties vs mergekit not measured: run cut off)")
-       + " (2 shared cores, heavily loaded by other jobs while measured)")
+       + f" (2 cores, load average {os.getloadavg()[0]:.1f} at the end)")
 
 
 if __name__ == "__main__":
