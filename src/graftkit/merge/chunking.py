@@ -28,14 +28,14 @@ import torch
 from graftkit.errors import MergeError
 from graftkit.merge.finite import all_finite
 from graftkit.merge.methods.noise import DropNoise, span
-from graftkit.merge.methods.sparsify import apply_mask, drop_mask, magprune_probabilities
+from graftkit.merge.methods.sparsify import apply_mask, drop_mask, kth_largest, magprune_probabilities
 from graftkit.merge.methods.task_arithmetic import SPARSIFICATION
 
 if TYPE_CHECKING:
     from graftkit.merge.plan import MergePlan, TensorTask
 
-BLOCK_BYTES = 16 * 1024**2  # per input, per block
-MIN_BYTES = 64 * 1024**2  # tensors smaller than this are merged whole
+BLOCK_BYTES = 4 * 1024**2  # per input, per block
+MIN_BYTES = 8 * 1024**2  # tensors smaller than this are merged whole
 _ELEMENTWISE = {"linear", "passthrough", "nearswap", "task_arithmetic"}
 _NORM_EPS = 1e-7
 
@@ -157,7 +157,7 @@ def _trims(plan: "MergePlan", task: "TensorTask", blocks, slots) -> dict[int, _T
             d = (pair[1].float() - pair[0].float()).abs().reshape(-1)
             mags[at:at + d.numel()] = d
             at += d.numel()
-        threshold = torch.kthvalue(mags, n - k + 1).values
+        threshold = kth_largest(mags, k)
         ties = k - int((mags > threshold).sum())
         del mags
         trims[i] = _Trim(float(threshold), ties)

@@ -8,10 +8,10 @@ import torch
 def all_finite(tensor: torch.Tensor) -> bool:
     """Whether ``tensor`` holds no NaN or inf.
 
-    One reduction without a temporary: the sum is finite exactly when every entry is,
-    except when finite entries overflow float32 in the sum, so only then does the
-    exact (allocating) test run.
+    One reduction without a temporary (torch accumulates half precision in float32):
+    the sum is finite exactly when every entry is, except when finite entries overflow
+    the sum's dtype, so only then does the exact (allocating) test run.
     """
-    if torch.isfinite(tensor.sum(dtype=torch.float32)):
+    if torch.isfinite(tensor.sum()):
         return True
     return bool(torch.isfinite(tensor).all())

@@ -1,4 +1,4 @@
-"""DropNoise: index-addressed, so any way of walking a tensor gives the same numbers."""
+"""DropNoise is index-addressed (any way of walking a tensor gives the same numbers); kth_largest is exact."""
 
 import torch
 
@@ -30,3 +30,16 @@ def test_dare_keeps_density_share_and_rows_match_the_whole_mask():
     assert abs(float((whole != 0).float().mean()) - 0.3) < 0.01
     rows = torch.cat([random_drop(delta[a:a + 70], 0.3, None, DropNoise(5).at(a * 400)) for a in range(0, 300, 70)])
     assert torch.equal(rows, whole)
+
+
+def test_kth_largest_is_exact_with_ties_and_at_the_ends():
+    from graftkit.merge.methods.sparsify import kth_largest
+
+    n = 1 << 21
+    values = torch.randn(n, generator=torch.Generator().manual_seed(0)).abs()
+    tied = torch.zeros(n)
+    tied[:100] = 1.0
+    rounded = (values * 4).round()  # a few hundred distinct values, heavy ties
+    for v in (values, tied, rounded):
+        for k in (1, 2, 99, 100, 101, n // 3, n // 2, n - 1, n):
+            assert kth_largest(v, k) == torch.kthvalue(v, n - k + 1).values, k
