@@ -35,14 +35,14 @@ if TYPE_CHECKING:
     from graftkit.merge.plan import MergePlan, TensorTask
 
 BLOCK_BYTES = 4 * 1024**2  # per input, per block
-MIN_BYTES = 8 * 1024**2  # tensors smaller than this are merged whole
+MIN_BYTES = 16 * 1024**2  # tensors whose float32 work copy is smaller are merged whole
 _ELEMENTWISE = {"linear", "passthrough", "nearswap", "task_arithmetic"}
 _NORM_EPS = 1e-7
 
 
 def row_separable(plan: "MergePlan", task: "TensorTask") -> bool:
     """Whether ``task`` may be merged block by block (and is big enough to be worth it)."""
-    if len(task.shape) < 2 or task.nbytes < MIN_BYTES and _input_bytes(plan, task) < MIN_BYTES:
+    if len(task.shape) < 2 or _numel(task) * 4 < MIN_BYTES:
         return False
     if plan.tokenizer is not None and task.vocab:
         return False
@@ -63,8 +63,11 @@ def row_separable(plan: "MergePlan", task: "TensorTask") -> bool:
     return False
 
 
-def _input_bytes(plan: "MergePlan", task: "TensorTask") -> int:
-    return sum(plan.sources[i.source].checkpoint.info(i.name).nbytes for i in task.inputs)
+def _numel(task: "TensorTask") -> int:
+    n = 1
+    for d in task.shape:
+        n *= d
+    return n
 
 
 def merge_in_blocks(plan: "MergePlan", task: "TensorTask", seed: int, nan: str, nan_tensors: list[str]) -> torch.Tensor:
