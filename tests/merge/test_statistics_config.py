@@ -12,13 +12,18 @@ from graftkit.merge import merge, validate
 from .helpers import load_tensors, perturbed_family, with_word_tokenizer
 
 
-def test_regmean_from_config(tmp_path, monkeypatch):
+def word_family(tmp_path, monkeypatch) -> list:
+    """A base and two perturbed tiny llamas with a word-level tokenizer; statistics cached under tmp_path."""
     monkeypatch.setenv("GRAFTKIT_CACHE", str(tmp_path / "cache"))
     words = ["<unk>", "</s>"] + [f"w{i}" for i in range(126)]
     family = perturbed_family(tmp_path, "llama", n=2, scale=0.05)
     for folder in family:
         with_word_tokenizer(folder, words)
-    _, f1, f2 = family
+    return family
+
+
+def test_regmean_from_config(tmp_path, monkeypatch):
+    _, f1, f2 = word_family(tmp_path, monkeypatch)
     texts = [" ".join(f"w{(7 * i + j) % 120}" for j in range(12)) for i in range(8)]
     models = f"models:\n  - model: {f1}\n  - model: {f2}\n"
     with pytest.raises(ValidationError, match="needs statistics from data"):
@@ -34,12 +39,7 @@ def test_regmean_from_config(tmp_path, monkeypatch):
 
 def test_each_model_can_bring_its_own_calibration_data(tmp_path, monkeypatch):
     """RegMean as in its paper: every model's Grams on its own data; the base needs none."""
-    monkeypatch.setenv("GRAFTKIT_CACHE", str(tmp_path / "cache"))
-    words = ["<unk>", "</s>"] + [f"w{i}" for i in range(126)]
-    family = perturbed_family(tmp_path, "llama", n=2, scale=0.05)
-    for folder in family:
-        with_word_tokenizer(folder, words)
-    base, f1, f2 = family
+    base, f1, f2 = word_family(tmp_path, monkeypatch)
 
     def texts(offset: int) -> str:
         lines = [" ".join(f"w{(7 * i + j + offset) % 120}" for j in range(12)) for i in range(8)]

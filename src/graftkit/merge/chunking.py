@@ -21,6 +21,7 @@ L1 rescale needs the whole tensor (one factor per task vector): a first pass sum
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -64,10 +65,7 @@ def row_separable(plan: "MergePlan", task: "TensorTask") -> bool:
 
 
 def _numel(task: "TensorTask") -> int:
-    n = 1
-    for d in task.shape:
-        n *= d
-    return n
+    return math.prod(task.shape)
 
 
 def merge_in_blocks(plan: "MergePlan", task: "TensorTask", seed: int, nan: str, nan_tensors: list[str]) -> torch.Tensor:
@@ -141,9 +139,7 @@ class _Trim:
 
 def _trims(plan: "MergePlan", task: "TensorTask", blocks, slots) -> dict[int, _Trim]:
     """Pass 1: each task vector's magnitude threshold over the whole tensor, as ``sparsify.top_k_mask``."""
-    n = 1
-    for d in task.shape:
-        n *= d
+    n = _numel(task)
     trims = {}
     for i, mp in enumerate(task.model_params):
         density = float(mp.get("density", 1.0))
@@ -201,9 +197,7 @@ class _Drop:
 
 def _drops(plan: "MergePlan", task: "TensorTask", blocks, slots, kind: str, seed: int) -> dict[int, _Drop]:
     """Each task vector's drop; with the L1 rescale, pass 1 finds its whole-tensor factor."""
-    n = 1
-    for d in task.shape:
-        n *= d
+    n = _numel(task)
     cols = n // task.shape[0]
     params = task.params
     rescale = params.get("rescale_mode", "l1") if params.get("rescale", False) else None

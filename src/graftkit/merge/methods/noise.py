@@ -18,6 +18,7 @@ gives model ``j`` of a tensor of ``n`` entries the entries from ``j * span(n)`` 
 from __future__ import annotations
 
 import hashlib
+import math
 
 import numpy as np
 import torch
@@ -49,9 +50,7 @@ class DropNoise:
 
     def uniform(self, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
         """The next ``prod(shape)`` numbers, shaped as asked; the stream moves past them."""
-        n = 1
-        for d in shape:
-            n *= int(d)
+        n = math.prod(int(d) for d in shape)
         out = np.empty(n, dtype=np.float32)
         start, stop = self.offset, self.offset + n
         at = start
