@@ -23,8 +23,14 @@ shared CPU cores; the anchors' setup is
     nice -n 10 timeout 7200 .venv/bin/python benchmarks/merge_quality.py \
         --steps 350 --batch-size 32 --max-length 64 --test-cap 0 --val-cap 400 --calibration 256 --seeds 0,1,2
 
+``--device cuda`` fine-tunes and evaluates on a GPU (merges stay on the CPU); the
+anchor-scale results in benchmarks/results/merge_quality*.json were measured that way
+on a lent H100 (about 5 minutes for three seeds). ``--head mean`` replaces HF's
+first-token pooler head with a linear head on the mean-pooled hidden states (how
+sentence-transformers uses this model); ``--name`` picks the results file.
+
 Experts and statistics are cached under ~/.cache/graftkit/bench/merge_quality/.
-Writes benchmarks/results/merge_quality.json and its line in benchmarks/RESULTS.md
+Writes benchmarks/results/NAME.json (default merge_quality) and its line in benchmarks/RESULTS.md
 (``--report`` rewrites the line from the JSON without running anything).
 """
 
@@ -67,9 +73,67 @@ def log(message: str) -> None:
 
 
 # ---- experts --------------------------------------------------------------------
-def finetune_expert(base: Path, task: str, seed: int, out: Path, steps: int, batch_size: int, max_length: int, lr: float) -> Path:
+class MeanPoolClassifier(torch.nn.Module):
+    """Encoder + linear head on the attention-masked mean of the last hidden states.
+
+    This is how all-MiniLM-L6-v2 is meant to be used (sentence-transformers pools by
+    mean), so the pretrained encoder already gives the head meaningful features.
+    Parameter names match ``BertForSequenceClassification`` (``bert.*``, ``classifier.*``).
+    """
+
+    def __init__(self, bert: torch.nn.Module, num_labels: int):
+        super().__init__()
+        self.bert = bert
+        self.classifier = torch.nn.Linear(bert.config.hidden_size, num_labels)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None):
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        from graftkit.data.evaluate import pool
+
+        out = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        logits = self.classifier(pool(out, attention_mask, "mean"))
+        loss = None if labels is None else torch.nn.functional.cross_entropy(logits, labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def build_model(base: Path, num_labels: int, head: str) -> torch.nn.Module:
+    """A fresh classifier on ``base``: HF's (pooler on the first token) or the mean-pooling one."""
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    if head == "pooler":
+        return AutoModelForSequenceClassification.from_pretrained(base, num_labels=num_labels)
+    return MeanPoolClassifier(AutoModel.from_pretrained(base, add_pooling_layer=False), num_labels)
+
+
+def load_expert(path: Path) -> torch.nn.Module:
+    """An expert folder written by ``finetune_expert`` (either head)."""
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    if not (path / "head.safetensors").is_file():
+        return AutoModelForSequenceClassification.from_pretrained(path)
+    head = load_file(path / "head.safetensors")
+    model = MeanPoolClassifier(AutoModel.from_pretrained(path, add_pooling_layer=False), head["weight"].shape[0])
+    model.classifier.load_state_dict(head)
+    return model
+
+
+def save_expert(model: torch.nn.Module, tokenizer, folder: Path) -> None:
+    from safetensors.torch import save_file
+
+    if isinstance(model, MeanPoolClassifier):
+        model.bert.save_pretrained(folder)
+        save_file({k: v.contiguous() for k, v in model.classifier.state_dict().items()}, folder / "head.safetensors")
+    else:
+        model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def finetune_expert(base: Path, task: str, seed: int, out: Path, steps: int, batch_size: int, max_length: int, lr: float,
+                    device: str = "cpu", head: str = "pooler") -> Path:
     """Fine-tune encoder + a new head on ``task`` (AdamW, linear decay, 10% warmup)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from graftkit.data import load_dataset
 
@@ -78,7 +142,7 @@ def finetune_expert(base: Path, task: str, seed: int, out: Path, steps: int, bat
     data = load_dataset(task)
     tokenizer = AutoTokenizer.from_pretrained(base)
     torch.manual_seed(seed)
-    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(data.label_names))
+    model = build_model(base, len(data.label_names), head).to(device)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     warmup = max(1, steps // 10)
@@ -95,8 +159,8 @@ def finetune_expert(base: Path, task: str, seed: int, out: Path, steps: int, bat
             rng.shuffle(fresh)
             order += fresh
         idx, order = order[:batch_size], order[batch_size:]
-        enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-        loss = model(**enc, labels=torch.tensor([labels[i] for i in idx])).loss
+        enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
+        loss = model(**enc, labels=torch.tensor([labels[i] for i in idx], device=device)).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -104,10 +168,9 @@ def finetune_expert(base: Path, task: str, seed: int, out: Path, steps: int, bat
         optimizer.zero_grad(set_to_none=True)
         if step % 10 == 0 or step == steps - 1:
             log(f"  {task} seed {seed} step {step + 1}/{steps} loss {loss.item():.3f} ({time.time() - start:.0f}s)")
-    model.eval()
+    model.eval().cpu()
     tmp = out.with_name(out.name + ".tmp")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    save_expert(model, tokenizer, tmp)
     tmp.rename(out)
     return out
 
@@ -116,13 +179,13 @@ def finetune_expert(base: Path, task: str, seed: int, out: Path, steps: int, bat
 class Evaluator:
     """One classification model per task; encoders are swapped in, heads stay each expert's."""
 
-    def __init__(self, experts: dict[str, Path], max_length: int):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    def __init__(self, experts: dict[str, Path], max_length: int, device: str = "cpu"):
+        from transformers import AutoTokenizer
 
         from graftkit.data import load_dataset
 
         self.max_length = max_length
-        self.models = {t: AutoModelForSequenceClassification.from_pretrained(p).eval() for t, p in experts.items()}
+        self.models = {t: load_expert(p).eval().to(device) for t, p in experts.items()}
         self.tokenizer = AutoTokenizer.from_pretrained(next(iter(experts.values())))
         self.data = {t: load_dataset(t) for t in experts}
 
@@ -173,18 +236,17 @@ def encoder_of(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def run_seed(seed: int, args, base_path: Path) -> dict:
-    from transformers import AutoModelForSequenceClassification
-
-    from graftkit.merge.statistics import calibration_set, statistics_for
+    from graftkit.merge.statistics import ModelStatistics, calibration_set, compute_statistics, statistics_for
 
     experts = {}
     for task in TASKS:
-        out = CACHE / f"{task}-seed{seed}-steps{args.steps}-len{args.max_length}"
+        out = CACHE / f"{task}-seed{seed}-steps{args.steps}-len{args.max_length}{'' if args.lr == 1.5e-4 else f'-lr{args.lr:g}'}{'' if args.head == 'pooler' else '-' + args.head}"
         log(f"expert {task} seed {seed}: {'cached' if (out / 'config.json').is_file() else 'fine-tuning'}")
-        experts[task] = finetune_expert(base_path, task, seed, out, args.steps, args.batch_size, args.max_length, args.lr)
-    evaluator = Evaluator(experts, args.max_length)
-    pretrained = encoder_of(AutoModelForSequenceClassification.from_pretrained(base_path, num_labels=2).state_dict())
-    expert_encoders = [encoder_of(evaluator.models[t].state_dict()) for t in TASKS]
+        experts[task] = finetune_expert(base_path, task, seed, out, args.steps, args.batch_size, args.max_length, args.lr,
+                                        args.device, args.head)
+    evaluator = Evaluator(experts, args.max_length, args.device)
+    pretrained = encoder_of(build_model(base_path, 2, args.head).state_dict())
+    expert_encoders = [{k: v.cpu() for k, v in encoder_of(evaluator.models[t].state_dict()).items()} for t in TASKS]
     for e in expert_encoders:  # keep position_ids and other buffers out of the merge
         assert set(e) == set(pretrained), "expert and base encoders differ in tensor names"
 
@@ -194,8 +256,17 @@ def run_seed(seed: int, args, base_path: Path) -> dict:
         for task in TASKS:
             calib = calibration_set(task, split="train", examples=args.calibration, seed=seed)
             log(f"statistics {kind} {task}")
-            stats[kind].append(statistics_for(kind, experts[task], calib, batch_size=16, max_length=args.max_length,
-                                              cache_dir=CACHE / "statistics"))
+            if args.head == "pooler":
+                stats[kind].append(statistics_for(kind, experts[task], calib, batch_size=16, max_length=args.max_length,
+                                                  cache_dir=CACHE / "statistics"))
+                continue
+            # the mean-pooling model is no HF class: statistics of the in-memory expert, cached here
+            cached = CACHE / "statistics" / f"{kind}-{experts[task].name}-cal{args.calibration}-seed{seed}.safetensors"
+            if not cached.is_file():
+                computed = compute_statistics(kind, evaluator.models[task], evaluator.tokenizer, calib, batch_size=16,
+                                              max_length=args.max_length)
+                ModelStatistics(computed.kind, {k: v.cpu() for k, v in computed.tensors.items()}, computed.metadata).save(cached)
+            stats[kind].append(ModelStatistics.load(cached))
 
     def evaluate(encoder, split, cap=None):
         if split == "test":
@@ -248,6 +319,7 @@ def summarize(per_seed: list[dict]) -> dict:
 
 def write_results_line(result: dict) -> None:
     summary, config = result["summary"], result["config"]
+    key = config.get("name", RESULTS_LINE_KEY)
     path = ROOT / "benchmarks" / "RESULTS.md"
     if not path.is_file():
         path.write_text("# Benchmark results\n\nOne line per benchmark; each benchmark replaces its own line on rerun.\n\n")
@@ -257,12 +329,14 @@ def write_results_line(result: dict) -> None:
     experts = " / ".join(f"{summary['experts']['per_task_accuracy'][t]:.3f}" for t in TASKS)
     seeds = [s["seed"] for s in result["per_seed"]]
     test = f"{config['test_cap']} test examples per task" if config.get("test_cap") else "full test splits"
-    line = (f"- **{RESULTS_LINE_KEY}** (MiniLM-L6 experts SST-2/AG News/TREC {experts}; seeds {seeds}; "
-            f"{config['steps']} steps x {config['batch_size']} at max_len {config['max_length']}; {test}; "
+    head = {"pooler": "HF pooler head", "mean": "mean-pooling head"}[config.get("head", "pooler")]
+    device = result.get("machine", {}).get("device", "cpu")
+    line = (f"- **{key}** (MiniLM-L6 experts SST-2/AG News/TREC {experts}; {head}; seeds {seeds}; "
+            f"{config['steps']} steps x {config['batch_size']} at max_len {config['max_length']}, lr {config['lr']:g}, on {device}; {test}; "
             f"{result['elapsed_s'] / 60:.0f} min): mean normalized accuracy {parts}; best {best} "
             f"{summary[best]['mean_normalized']:.3f} (goal >= 0.98 over 3 seeds; anchors pretrained 0.793, "
             f"average 0.914, TA 0.927, TIES 0.926, RegMean 0.977)\n")
-    lines = [l for l in path.read_text().splitlines(keepends=True) if f"**{RESULTS_LINE_KEY}**" not in l]
+    lines = [l for l in path.read_text().splitlines(keepends=True) if f"**{key}**" not in l]
     path.write_text("".join(lines) + line)
 
 
@@ -278,10 +352,16 @@ def main() -> None:
     parser.add_argument("--test-cap", type=int, default=200, help="test examples per task (a fixed random subset; 0 = all)")
     parser.add_argument("--methods", default=",".join(GRIDS))
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared, oversubscribed machine)")
+    parser.add_argument("--name", default=RESULTS_LINE_KEY,
+                        help="results file benchmarks/results/NAME.json and its RESULTS.md line")
+    parser.add_argument("--head", choices=("pooler", "mean"), default="pooler",
+                        help="pooler: HF's *ForSequenceClassification (first token through the pooler); "
+                             "mean: a linear head on the masked mean of the last hidden states (sentence-transformers' pooling)")
+    parser.add_argument("--device", default="cpu", help="where experts are fine-tuned and evaluated (merges run on the CPU)")
     parser.add_argument("--report", action="store_true", help="only rewrite the RESULTS.md line from the JSON")
     args = parser.parse_args()
     if args.report:
-        write_results_line(json.loads((ROOT / "benchmarks" / "results" / "merge_quality.json").read_text()))
+        write_results_line(json.loads((ROOT / "benchmarks" / "results" / f"{args.name}.json").read_text()))
         return
     args.methods = [m for m in args.methods.split(",") if m]
     torch.set_num_threads(args.threads)
@@ -303,7 +383,8 @@ def main() -> None:
             "benchmark": "merge_quality",
             "config": {k: v for k, v in vars(args).items() if k != "report"},
             "grids": GRIDS,
-            "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": args.threads},
+            "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": args.threads,
+                        "device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"},
             "elapsed_s": round(time.time() - start, 1),
             "seeds_done": [s["seed"] for s in per_seed],
             "anchors": {"pretrained": 0.793, "linear": 0.914, "task_arithmetic": 0.927, "ties": 0.926, "regmean": 0.977,
@@ -312,7 +393,7 @@ def main() -> None:
             "per_seed": per_seed,
         }
         (ROOT / "benchmarks" / "results").mkdir(parents=True, exist_ok=True)
-        (ROOT / "benchmarks" / "results" / "merge_quality.json").write_text(json.dumps(result, indent=2))
+        (ROOT / "benchmarks" / "results" / f"{args.name}.json").write_text(json.dumps(result, indent=2))
         write_results_line(result)
     elapsed = time.time() - start
     for name, row in summary.items():
