@@ -37,9 +37,7 @@ Writes benchmarks/results/NAME.json (default merge_quality) and its line in benc
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-import math
 import os
 import platform
 import random
@@ -64,6 +62,7 @@ GRIDS: dict[str, list[dict]] = {
     "model_stock": [{}],
     "fisher": [{}],
     "regmean": [{"alpha": a} for a in (0.7, 0.95)],
+    "regmean_plus": [{"alpha": a} for a in (0.7, 0.95)],
 }
 PER_MODEL_KEYS = ("density", "epsilon", "gamma")
 
@@ -231,6 +230,33 @@ def merge_encoders(method_name: str, setting: dict, base: dict[str, torch.Tensor
     return merged
 
 
+def progressive_statistics(setting: dict, pretrained: dict[str, torch.Tensor], experts: list[dict[str, torch.Tensor]],
+                           evaluator: "Evaluator", calibrations: list, args, seed: int) -> list:
+    """RegMean++ Grams: block by block, each expert fed by the merged embeddings and earlier blocks."""
+    import re
+
+    from graftkit.merge.layers import is_pre_layer
+    from graftkit.merge.statistics.progressive import block_order, progressive_grams
+
+    pattern = re.compile(r"^bert\.encoder\.layer\.(\d+)\.")
+
+    def layer_of(name: str) -> int | None:
+        match = pattern.match(name)
+        return int(match.group(1)) if match else None
+
+    models = [evaluator.models[t] for t in TASKS]  # their encoders are reloaded before every evaluation
+    for model, encoder in zip(models, experts):
+        model.load_state_dict(encoder, strict=False)
+
+    def merge_group(names: list[str], statistics: list) -> dict[str, torch.Tensor]:
+        return merge_encoders("regmean", setting, {n: pretrained[n] for n in names},
+                              [{n: e[n] for n in names} for e in experts], statistics, seed)
+
+    return progressive_grams(models, calibrations, [evaluator.tokenizer] * len(TASKS),
+                             block_order(list(pretrained), layer_of, is_pre_layer), merge_group,
+                             batch_size=16, max_length=args.max_length)
+
+
 def encoder_of(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in state.items() if k.startswith("bert.") and v.is_floating_point()}
 
@@ -250,6 +276,7 @@ def run_seed(seed: int, args, base_path: Path) -> dict:
     for e in expert_encoders:  # keep position_ids and other buffers out of the merge
         assert set(e) == set(pretrained), "expert and base encoders differ in tensor names"
 
+    calibrations = [calibration_set(task, split="train", examples=args.calibration, seed=seed) for task in TASKS]
     stats = {}
     for kind in ("fisher", "gram"):
         stats[kind] = []
@@ -282,6 +309,8 @@ def run_seed(seed: int, args, base_path: Path) -> dict:
         best = None
         for setting in GRIDS[method]:
             method_stats = stats["fisher"] if method == "fisher" else stats["gram"] if method == "regmean" else None
+            if method == "regmean_plus":
+                method_stats = progressive_statistics(setting, pretrained, expert_encoders, evaluator, calibrations, args, seed)
             start = time.time()
             merged = merge_encoders(method, setting, pretrained, expert_encoders, method_stats, seed)
             merge_s = time.time() - start

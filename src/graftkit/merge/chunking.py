@@ -30,7 +30,7 @@ from graftkit.errors import MergeError
 from graftkit.merge.finite import all_finite
 from graftkit.merge.methods.noise import DropNoise, span
 from graftkit.merge.methods.sparsify import apply_mask, drop_mask, kth_largest, magprune_probabilities
-from graftkit.merge.methods.task_arithmetic import SPARSIFICATION
+from graftkit.merge.methods.task_arithmetic import CONSENSUS, SPARSIFICATION, combine_deltas
 
 if TYPE_CHECKING:
     from graftkit.merge.plan import MergePlan, TensorTask
@@ -78,25 +78,55 @@ def merge_in_blocks(plan: "MergePlan", task: "TensorTask", seed: int, nan: str, 
     blocks = [(a, min(rows, a + step)) for a in range(0, rows, step)]
     out = torch.empty(task.shape, dtype=task.dtype)
     slots = [task.inputs[task.copy_from]] if task.copy_from is not None else task.inputs
-    kind = SPARSIFICATION.get(plan.method.name) if task.copy_from is None else None
+    kind = SPARSIFICATION.get(plan.method.name) if task.copy_from is None and task.dtype.is_floating_point else None
     if kind == "magnitude":
         trims = _trims(plan, task, blocks, slots)
     elif kind in ("random", "della_magprune"):
         trims = _drops(plan, task, blocks, slots, kind, seed)
     else:
         trims = {}
-    sub_params = [dict(mp, density=1.0) if i in trims else mp for i, mp in enumerate(task.model_params)]
+    if kind is not None:
+        _sparse_in_blocks(plan, task, blocks, slots, trims, out, nan, nan_tensors)
+        return out
     for start, stop in blocks:
         block = _read_block(plan, slots, start, stop, nan, nan_tensors)
-        if trims:
-            base = block[task.base_index].float()
-            block = [base + trims[i].apply(t.float() - base, start) if i in trims else t for i, t in enumerate(block)]
-        sub = _block_task(task, stop - start, sub_params)
-        out[start:stop] = merge_task(plan, sub, block, seed)
+        out[start:stop] = merge_task(plan, _block_task(task, stop - start, task.model_params), block, seed)
     return out
 
 
-def _read_block(plan: "MergePlan", slots, start: int, stop: int, nan: str, nan_tensors: list[str]) -> list[torch.Tensor]:
+def _sparse_in_blocks(plan: "MergePlan", task: "TensorTask", blocks, slots, trims: dict, out: torch.Tensor,
+                      nan: str, nan_tensors: list[str]) -> None:
+    """Pass 2 of the sparsifying task-vector methods: per block, each delta trimmed or dropped,
+    then combined as ``task_vector_merge`` does (``combine_deltas``), straight into ``out``."""
+    method = plan.method
+    params = method.resolve_params(task.params, where=task.name)
+    model_params = method.resolve_model_params(task.model_params, len(slots), task.base_index, task.params,
+                                               where=task.name)
+    others = [i for i in range(len(slots)) if i != task.base_index]
+    weights = [float(model_params[i]["weight"]) for i in others]
+    lam = params.get("lambda", 1.0)
+    for start, stop in blocks:
+        block = _read_block(plan, slots, start, stop, nan, nan_tensors)
+        compute = torch.float64 if block[0].dtype == torch.float64 else torch.float32
+        base = block[task.base_index].to(compute)
+        deltas = []
+        for i in others:
+            delta = block[i].to(compute) - base
+            deltas.append(trims[i].apply(delta, start) if i in trims else delta)
+        mixed = combine_deltas(deltas, weights, consensus=CONSENSUS[method.name], normalize=params["normalize"],
+                               sign_election=params.get("sign_election", "mergekit"))
+        del deltas
+        if lam != 1:
+            mixed.mul_(lam)
+        mixed.add_(base)
+        # the whole-tensor path casts to the first input's (compute) dtype, then to the task's
+        out[start:stop] = mixed if block[0].dtype == compute else mixed.to(block[0].dtype)
+
+
+def _read_block(plan: "MergePlan", slots, start: int, stop: int, nan: str | None,
+                nan_tensors: list[str]) -> list[torch.Tensor]:
+    """Rows ``start:stop`` of each slot's input, in the compute dtype; checked for NaN/inf
+    unless ``nan`` is None (a first pass: the merging pass checks the same rows)."""
     cache: dict[tuple[int, str], torch.Tensor] = {}
     block = []
     for inp in slots:
@@ -105,7 +135,7 @@ def _read_block(plan: "MergePlan", slots, start: int, stop: int, nan: str, nan_t
             t = plan.sources[inp.source].read_rows(inp.name, start, stop)
             if plan.compute_dtype is not None and t.is_floating_point():
                 t = t.to(plan.compute_dtype)
-            if t.is_floating_point() and not all_finite(t):
+            if nan is not None and t.is_floating_point() and not all_finite(t):
                 where = f"tensor {inp.name} of {plan.sources[inp.source].label}"
                 if nan == "fail":
                     raise MergeError(f"{where} holds NaN or infinite values",
@@ -118,49 +148,146 @@ def _read_block(plan: "MergePlan", slots, start: int, stop: int, nan: str, nan_t
 
 
 class _Trim:
-    """The TIES trim of one task vector: keep |d| > threshold, and the first ``ties`` entries equal to it."""
+    """The TIES trim of one task vector: keep |d| > threshold, and the tied entries (|d| equal to
+    it) at the flat indices ``ties``, the first ones in index order as ``sparsify.top_k_mask``."""
 
-    def __init__(self, threshold: float, ties: int) -> None:
+    def __init__(self, threshold: float, ties: torch.Tensor, cols: int) -> None:  # ties sorted
         self.threshold = threshold
-        self.ties_left = ties
+        self.ties = ties
+        self.cols = cols
 
     def apply(self, delta: torch.Tensor, start: int) -> torch.Tensor:
-        """The trimmed delta of the next block (blocks must come in row order)."""
-        mag = delta.abs()
-        keep = mag > self.threshold
-        if self.ties_left > 0:
-            equal = (mag == self.threshold).reshape(-1)
-            order = torch.cumsum(equal.to(torch.int64), 0)
-            admit = equal & (order <= self.ties_left)
-            self.ties_left -= int(admit.sum())
-            keep = keep | admit.reshape(mag.shape)
-        return delta * keep
+        """The trimmed delta of the block of rows starting at row ``start``."""
+        if self.threshold == math.inf:
+            return torch.zeros_like(delta)
+        kept = torch.nn.functional.hardshrink(delta, self.threshold)  # x where |x| > threshold, else 0
+        first = start * self.cols
+        lo, hi = torch.searchsorted(self.ties, torch.tensor([first, first + delta.numel()])).tolist()
+        if hi > lo:  # bf16 inputs give many equal magnitudes: the ties can be numerous
+            local = self.ties[lo:hi] - first
+            kept.view(-1)[local] = delta.reshape(-1)[local]
+        return kept
 
 
 def _trims(plan: "MergePlan", task: "TensorTask", blocks, slots) -> dict[int, _Trim]:
-    """Pass 1: each task vector's magnitude threshold over the whole tensor, as ``sparsify.top_k_mask``."""
+    """Pass 1: each task vector's magnitude threshold over the whole tensor, as ``sparsify.top_k_mask``.
+
+    A sample of rows brackets each k-th largest magnitude; one streamed pass over the blocks
+    (the base read once for every task vector) counts the magnitudes above the bracket and
+    keeps those inside it (numpy: its comparisons and boolean selection are several times
+    faster than torch's on CPU); the threshold is the matching order statistic of that band.
+    Where a bracket misses, that task vector falls back to the exact whole-tensor selection.
+    """
     n = _numel(task)
-    trims = {}
-    for i, mp in enumerate(task.model_params):
-        density = float(mp.get("density", 1.0))
-        if i == task.base_index or density >= 1.0:
-            continue
+    cols = n // task.shape[0]
+    trims: dict[int, _Trim] = {}
+    selectors: dict[int, _BandSelect] = {}
+    pairs = [(i, float(mp.get("density", 1.0))) for i, mp in enumerate(task.model_params)
+             if i != task.base_index and float(mp.get("density", 1.0)) < 1.0]
+    for i, density in pairs:
         k = max(1, int(density * n)) if density > 0 else 0
         if k == 0:
-            trims[i] = _Trim(float("inf"), 0)
-            continue
-        mags = torch.empty(n, dtype=torch.float32)
-        at = 0
-        for start, stop in blocks:
-            pair = _read_block(plan, [slots[task.base_index], slots[i]], start, stop, "warn", [])
-            d = (pair[1].float() - pair[0].float()).abs().reshape(-1)
-            mags[at:at + d.numel()] = d
-            at += d.numel()
-        threshold = kth_largest(mags, k)
-        ties = k - int((mags > threshold).sum())
-        del mags
-        trims[i] = _Trim(float(threshold), ties)
+            trims[i] = _Trim(math.inf, _NO_TIES, cols)
+        elif k < n:
+            selectors[i] = _BandSelect(n, k)
+    if not selectors:
+        return trims
+    rows = _sample_rows(task.shape[0])
+    picked = [slots[task.base_index]] + [slots[i] for i in selectors]
+    sampled = [torch.cat([_read_block(plan, picked, r, r + 1, None, [])[j] for r in rows]) for j in range(len(picked))]
+    base = sampled[0].to(torch.float64 if sampled[0].dtype == torch.float64 else torch.float32)
+    for j, selector in enumerate(selectors.values(), start=1):
+        selector.bracket((sampled[j].to(base.dtype) - base).abs_().reshape(-1).numpy())
+    del sampled, base
+    picked_slots = [slots[task.base_index]] + [slots[i] for i in selectors]
+    for start, stop in blocks:
+        block = _read_block(plan, picked_slots, start, stop, None, [])
+        base = block[0].to(torch.float64 if block[0].dtype == torch.float64 else torch.float32)
+        for j, selector in enumerate(selectors.values(), start=1):
+            selector.add((block[j].to(base.dtype) - base).abs_().reshape(-1).numpy(), start * cols)
+    for i, selector in selectors.items():
+        found = selector.result()
+        if found is None:
+            found = _exact_trim(plan, task, blocks, slots, i, selector.k)
+        trims[i] = _Trim(found[0], found[1], cols)
     return trims
+
+
+_NO_TIES = torch.zeros(0, dtype=torch.int64)
+
+
+def _sample_rows(rows: int) -> list[int]:
+    """About one row in 64 (at least 16, at most all), spread at random but always the same."""
+    count = min(rows, max(16, rows // 64))
+    picked = torch.randperm(rows, generator=torch.Generator().manual_seed(0))[:count]
+    return sorted(int(r) for r in picked)
+
+
+class _BandSelect:
+    """The exact ``k``-th largest of ``n`` values streamed in blocks, bracketed by a sample."""
+
+    def __init__(self, n: int, k: int) -> None:
+        self.n, self.k = n, k
+        self.above = 0
+        self.values: list = []
+        self.indices: list = []
+
+    def bracket(self, sample) -> None:
+        """Bounds from a sample's order statistics, wide enough for sampling error (rows
+        sampled whole, so wider than for independent entries)."""
+        import numpy as np
+
+        m = sample.size
+        ordered = np.sort(sample)
+        centre = self.k / self.n * m
+        margin = 6.0 * math.sqrt(m) + 64
+        top, bottom = int(centre - margin), int(centre + margin) + 1
+        self.high = ordered[m - top] if top >= 1 else np.inf
+        self.low = ordered[m - bottom] if bottom <= m else -np.inf
+
+    def add(self, values, offset: int) -> None:
+        """One block of values (a 1-D numpy array) starting at flat index ``offset``."""
+        import numpy as np
+
+        above = values > self.high
+        self.above += int(np.count_nonzero(above))
+        inside = np.greater_equal(values, self.low)
+        inside &= ~above
+        where = np.flatnonzero(inside)
+        self.values.append(values[where])
+        self.indices.append(where + offset)
+
+    def result(self) -> tuple[float, torch.Tensor] | None:
+        """(threshold, flat indices of the tied entries to keep), or None if the bracket missed."""
+        import numpy as np
+
+        values = np.concatenate(self.values) if self.values else np.zeros(0, np.float32)
+        rank = self.k - self.above  # the answer's rank from the top within the band
+        if rank < 1 or rank > values.size:
+            return None
+        threshold = np.partition(values, values.size - rank)[values.size - rank]
+        ties = self.k - self.above - int(np.count_nonzero(values > threshold))
+        tied = np.concatenate(self.indices)[values == threshold][:ties]
+        return float(threshold), torch.from_numpy(np.ascontiguousarray(tied, dtype=np.int64))
+
+
+def _exact_trim(plan: "MergePlan", task: "TensorTask", blocks, slots, i: int, k: int) -> tuple[float, torch.Tensor]:
+    """The k-th largest magnitude of task vector ``i`` from all of them at once (one float buffer)."""
+    n = _numel(task)
+    mags = None
+    at = 0
+    for start, stop in blocks:
+        pair = _read_block(plan, [slots[task.base_index], slots[i]], start, stop, None, [])
+        compute = torch.float64 if pair[0].dtype == torch.float64 else torch.float32
+        d = (pair[1].to(compute) - pair[0].to(compute)).abs_().reshape(-1)
+        if mags is None:
+            mags = torch.empty(n, dtype=compute)
+        mags[at:at + d.numel()] = d
+        at += d.numel()
+    threshold = kth_largest(mags, k)
+    ties = k - int((mags > threshold).sum())
+    tied = (mags == threshold).nonzero().flatten()[:ties]
+    return float(threshold), tied
 
 
 class _Drop:
@@ -213,7 +340,7 @@ def _drops(plan: "MergePlan", task: "TensorTask", blocks, slots, kind: str, seed
         if rescale == "l1" and density > 0:
             before = after = 0.0
             for start, stop in blocks:
-                pair = _read_block(plan, [slots[task.base_index], slots[i]], start, stop, "warn", [])
+                pair = _read_block(plan, [slots[task.base_index], slots[i]], start, stop, None, [])
                 delta = pair[1].float() - pair[0].float()
                 before += float(delta.abs().sum(dtype=torch.float64))
                 kept = delta.reshape(delta.shape[0], -1) * drop.mask(delta, start)[0]

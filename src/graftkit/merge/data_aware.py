@@ -81,6 +81,8 @@ def attach_statistics(plan: "MergePlan") -> list[Any]:
     kind = statistics_kind(plan.method)
     if kind is None:
         return [None] * len(plan.sources)
+    if "progressive" in plan.method.statistics:
+        return progressive_statistics(plan)
     stats = []
     for src, settings in zip(plan.sources, model_settings(plan)):
         if settings is None:
@@ -91,3 +93,49 @@ def attach_statistics(plan: "MergePlan") -> list[Any]:
         stats.append(statistics_for(kind, src.checkpoint.folder, _calibration(settings),
                                     batch_size=settings.batch_size, max_length=settings.max_length))
     return stats
+
+
+def progressive_statistics(plan: "MergePlan", seed: int = 0) -> list[Any]:
+    """Grams taken block by block over the merged earlier blocks (RegMean++).
+
+    Every input model with statistics is loaded at once (the blocks are merged in
+    memory to feed the next block's Grams), so this needs the models' size in RAM;
+    the streaming merge that follows reads the checkpoints again as usual.
+    """
+    from graftkit.merge.execute import load_inputs, merge_task
+    from graftkit.merge.layers import is_pre_layer
+    from graftkit.merge.statistics.compute import load_for_statistics
+    from graftkit.merge.statistics.progressive import block_order, progressive_grams
+
+    if plan.config.slices:
+        raise MergeError(f"merge method '{plan.method.name}' merges whole models block by block; it takes "
+                         "'models:', not 'slices:'", hint="use 'regmean' for slice merges")
+    settings = model_settings(plan)
+    models, tokenizers, calibrations = [], [], []
+    for src, setting in zip(plan.sources, settings):
+        if setting is None:
+            models.append(None)
+            tokenizers.append(None)
+            calibrations.append(None)
+            continue
+        if src.checkpoint.folder is None:
+            raise MergeError(f"{src.label}: statistics need an HF model folder, not a single weight file")
+        calibration = _calibration(setting)
+        model, tokenizer = load_for_statistics(src.checkpoint.folder, "gram", calibration)
+        models.append(model.eval())
+        tokenizers.append(tokenizer)
+        calibrations.append(calibration)
+    tasks = {task.name: task for task in plan.tasks}
+    architecture = plan.sources[plan.reference].checkpoint.architecture
+    groups = block_order(list(tasks), architecture.layer_of, is_pre_layer)
+
+    def merge_group(names: list[str], statistics: list[Any]) -> dict[str, Any]:
+        merged = {}
+        for name in names:
+            task = tasks[name]
+            merged[name] = merge_task(plan, task, load_inputs(plan, task, "warn", []), seed, statistics)
+        return merged
+
+    first = next(s for s in settings if s is not None)
+    return progressive_grams(models, calibrations, tokenizers, groups, merge_group,
+                             batch_size=first.batch_size, max_length=first.max_length)

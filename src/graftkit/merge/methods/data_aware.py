@@ -150,4 +150,19 @@ REGMEAN = MergeMethod(
     mergekit=False,
 )
 
-METHODS = [FISHER, REGMEAN]
+REGMEAN_PLUS = MergeMethod(
+    name="regmean_plus",
+    function=regmean_merge,
+    reference="https://arxiv.org/abs/2508.03121",
+    description="RegMean++: RegMean whose Grams for each block are taken over the already merged earlier blocks "
+                "(needs Gram statistics; loads the input models in memory once)",
+    base="optional",
+    min_models=1,
+    min_non_base=1,
+    global_params=REGMEAN.global_params,
+    model_params=REGMEAN.model_params,
+    statistics=("gram", "progressive"),
+    mergekit=False,
+)
+
+METHODS = [FISHER, REGMEAN, REGMEAN_PLUS]

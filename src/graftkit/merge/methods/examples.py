@@ -26,6 +26,7 @@ _GLOBAL_VALUES: dict[str, dict[str, object]] = {
     "della_linear": {"lambda": 1.0},
     "sce": {"select_topk": 0.3},
     "regmean": {"alpha": 0.9},
+    "regmean_plus": {"alpha": 0.95},
 }
 _MODEL_VALUES: dict[str, list[dict[str, object]]] = {
     "linear": [{"weight": 0.5}, {"weight": 0.3}, {"weight": 0.2}],
@@ -41,6 +42,7 @@ _MODEL_VALUES: dict[str, list[dict[str, object]]] = {
     "multislerp": [{"weight": 0.5}, {"weight": 0.3}, {"weight": 0.2}],
     "fisher": [{"weight": 1.0}, {"weight": 1.0}, {"weight": 1.0}],
     "regmean": [{"weight": 1.0}, {"weight": 1.0}, {"weight": 1.0}],
+    "regmean_plus": [{"weight": 1.0}, {"weight": 1.0}, {"weight": 1.0}],
 }
 _MODEL_COUNT = {"slerp": 1, "nearswap": 1, "arcee_fusion": 1, "nuslerp": 2, "passthrough": 1}
 

@@ -99,37 +99,71 @@ def task_vector_merge(
         for position, i in enumerate(others)
     ]
     weight_list = [float(model_params[i]["weight"]) for i in others]
-    if consensus:
-        deltas = torch.stack(sparse)
-        del sparse
-        weights = torch.tensor(weight_list, dtype=deltas.dtype, device=deltas.device).reshape(-1, *([1] * base.dim()))
-        if sign_election == "paper":
-            agree = elect_sign_mask(deltas).to(deltas.dtype)
-            mixed = (deltas * weights * agree).sum(dim=0)
-            count = agree.sum(dim=0)
-            mixed = mixed / torch.where(count == 0, torch.ones_like(count), count)
-        else:
-            weighted = deltas * weights
-            agree = elect_sign_mask(weighted).to(deltas.dtype)
-            mixed = (weighted * agree).sum(dim=0)
-            if normalize:
-                divisor = (weights * agree).sum(dim=0)
-                mixed = mixed / torch.where(divisor == 0, torch.ones_like(divisor), divisor)
-    else:
-        # a running weighted sum: no stacked copy of every task vector
-        mixed = torch.zeros_like(base)
-        for delta, weight in zip(sparse, weight_list):
-            mixed.add_(delta, alpha=weight)
-        del sparse
-        if normalize and abs(sum(weight_list)) >= 1e-8:
-            mixed.div_(sum(weight_list))
+    mixed = combine_deltas(sparse, weight_list, consensus=consensus, normalize=normalize, sign_election=sign_election)
+    del sparse
     if lam != 1:
         mixed.mul_(lam)
     return mixed.add_(base)
 
 
-# how each method of the family sparsifies its task vectors (the block executor reads it)
+def combine_deltas(
+    deltas: list[torch.Tensor],
+    weights: Sequence[float],
+    *,
+    consensus: bool,
+    normalize: bool,
+    sign_election: str = "mergekit",
+) -> torch.Tensor:
+    """The merged task vector of sparsified ``deltas`` (overwritten: they are work space).
+
+    Without consensus: the running weighted sum (no stacked copy). With it, the sign
+    election and the mean over agreeing entries run on float arithmetic alone (boolean
+    tensors cost CPU kernels several times more): with ``s = +1`` where the elected sum
+    is >= 0 (``copysign``, so an exact zero sum elects +) and ``-1`` elsewhere, an entry
+    agrees exactly when ``relu(s * x) > 0``, so ``s * sum_i relu(s * x_i)`` is the sum of
+    the agreeing entries and ``sum_i w_i * sign(relu(s * x_i))`` the sum of their weights
+    (mergekit: elected on weighted deltas, normalized by agreeing weights; paper: elected
+    on unweighted deltas, divided by the number of agreeing models).
+    """
+    if not consensus:
+        mixed = torch.zeros_like(deltas[0])
+        for delta, weight in zip(deltas, weights):
+            mixed.add_(delta, alpha=weight)
+        if normalize and abs(sum(weights)) >= 1e-8:
+            mixed.div_(sum(weights))
+        return mixed
+    paper = sign_election == "paper"
+    if not paper:  # elect on the weighted deltas
+        for delta, weight in zip(deltas, weights):
+            if weight != 1:
+                delta.mul_(weight)
+    elected = deltas[0].clone()
+    for delta in deltas[1:]:
+        elected.add_(delta)
+    sign = torch.copysign(torch.ones_like(elected), elected)
+    mixed = elected.zero_()
+    divisor = torch.zeros_like(mixed) if paper or normalize else None
+    for delta, weight in zip(deltas, weights):
+        agreeing = delta.mul_(sign).clamp_(min=0)  # |x| where x agrees, else 0
+        if divisor is not None:
+            divisor.add_(torch.sign(agreeing), alpha=1.0 if paper else weight)
+        if paper and weight != 1:
+            agreeing.mul_(weight)
+        mixed.add_(agreeing)
+    mixed.mul_(sign)
+    if divisor is None:
+        return mixed
+    if paper or all(w > 0 for w in weights):
+        # the divisor is 0 only where nothing agrees (mixed is 0 there) or at least min |w|
+        return mixed.div_(divisor.clamp_(min=min(abs(w) for w in weights) if not paper else 1.0))
+    # weights of both signs may cancel: a zero divisor counts as 1
+    return mixed.div_(divisor.add_(1 - torch.sign(divisor.abs())))
+
+
+# how each method of the family sparsifies its task vectors and whether it elects signs
+# (the block executor reads them)
 SPARSIFICATION: dict[str, str | None] = {}
+CONSENSUS: dict[str, bool] = {}
 
 
 def _family(
@@ -173,6 +207,7 @@ def _family(
 
     function.__name__ = f"{name}_merge"
     SPARSIFICATION[name] = sparsification
+    CONSENSUS[name] = consensus
     return MergeMethod(
         name=name,
         function=function,

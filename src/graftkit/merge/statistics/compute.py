@@ -68,13 +68,14 @@ def statistics_for(
     path = path / f"{KINDS[kind]}-{key}.safetensors"
     if path.is_file() and not refresh:
         return ModelStatistics.load(path)
-    model, tokenizer = _load(model_path, kind, calibration)
+    model, tokenizer = load_for_statistics(model_path, kind, calibration)
     stats = compute_statistics(kind, model, tokenizer, calibration, batch_size=batch_size, max_length=max_length, per_example=per_example)
     stats.save(path)
     return stats
 
 
-def _load(model_path: str | Path, kind: str, calibration: Calibration):
+def load_for_statistics(model_path: str | Path, kind: str, calibration: Calibration):
+    """The HF model (with a loss where Fisher needs one) and tokenizer whose statistics are taken."""
     import transformers
 
     config = transformers.AutoConfig.from_pretrained(str(model_path))
