@@ -10,11 +10,13 @@ or one part only: ``--skip-kernels`` (the matrix, ~3-4 minutes), ``--skip-matrix
 ``--skip-matrix --only rbf_cka,procrustes`` (some kernels; the others keep their last result).
 
 Part 1 (goal <= 60 s): the steps of `layer_similarity("all-mpnet-base-v2", itself, 2,000 SST-2
-sentences)` timed end to end: load, sentences sorted by length and tokenized per batch
-(each batch padded only to its own longest sentence), ONE forward pass per batch under
+sentences)` timed end to end: load, sentences sorted by their token count and tokenized per
+batch (each batch padded only to its own longest sentence: 2% padded positions with batches of
+32, where sorting by characters left 28%), ONE forward pass per batch under
 torch.inference_mode with all 12 block outputs taken from the same pass, mean pooling over
 real tokens per batch, the model run once (A against itself), then the 12 x 12 linear CKA.
-The forward-pass ceiling is measured too: a bare forward of the same batches (no hidden
+`--char-order-too` also times the capture with the batches sorted by characters (the order
+used before), in the same run. The forward-pass ceiling is measured too: a bare forward of the same batches (no hidden
 states kept, no pooling), i.e. the least any pipeline computing the exact model must spend.
 The plain pipeline it is compared with (dataset order, batches of 32 padded to their
 longest sentence, numpy Gram-form CKA per pair as in the CKA paper's notebook) is timed on
@@ -58,8 +60,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from similarity_common import (  # noqa: E402
     np_cca_r2, np_cka, np_feature_space_linear_cka, np_gram_linear, np_gram_rbf, np_minibatch_cka,
-    RESULTS, np_procrustes, np_pwcca, np_rsa, np_svcca, write_result,
+    RESULTS, np_procrustes, np_pwcca, np_rsa, np_svcca,
 )
+from results_file import write_result  # noqa: E402
 
 from graftkit.data import load_dataset  # noqa: E402
 from graftkit.progress import set_quiet  # noqa: E402
@@ -118,7 +121,7 @@ def plain_forward(model, tokenizer, texts: list[str], batch_size: int = 32) -> l
     return [np.concatenate(p).astype(np.float64) for p in per_layer]
 
 
-def part_matrix(n: int, batch_size: int, anchor_texts: int, anchor_pairs: int) -> dict:
+def part_matrix(n: int, batch_size: int, anchor_texts: int, anchor_pairs: int, char_order_too: bool) -> dict:
     """What ``layer_similarity(MODEL, MODEL, texts)`` does, step by step, so the activations stay
     available for the numpy check: load, length-sorted batches, capture, 12 x 12 linear CKA."""
     texts = sentences(n, seed=0)
@@ -128,8 +131,8 @@ def part_matrix(n: int, batch_size: int, anchor_texts: int, anchor_pairs: int) -
             tm = load_text_model(MODEL)
         seconds["load"] = c.wall
         with Clock() as c:
-            ordered = [texts[i] for i in length_order(texts)]
-            acts = capture(tm.model, TextBatches(tm.tokenizer, ordered, batch_size, 128), pooling="mean")
+            batches = TextBatches(tm.tokenizer, texts, batch_size, 128, order="length")
+            acts = capture(tm.model, batches, pooling="mean")
         seconds["capture"] = c.wall
         with Clock() as c:
             matrix = similarity_matrix(acts, None, "linear_cka")
@@ -138,8 +141,16 @@ def part_matrix(n: int, batch_size: int, anchor_texts: int, anchor_pairs: int) -
     # the forward-pass ceiling: the same batches through the bare model, nothing kept
     with Clock() as bare:
         with torch.inference_mode():
-            for batch in TextBatches(tm.tokenizer, ordered, batch_size, 128):
+            for batch in batches:
                 tm.model(**batch)
+    by_chars = TextBatches(tm.tokenizer, texts, batch_size, 128, order=length_order(texts))
+    padded = {"token_order": sum(int(b["input_ids"].numel()) for b in batches),
+              "character_order": sum(int(b["input_ids"].numel()) for b in by_chars)}
+    char_capture = None
+    if char_order_too:  # the order used before (sorted by characters), timed in the same run
+        with Clock() as char_capture:
+            old = capture(tm.model, by_chars, pooling="mean")
+        char_diff = max(float((old[k] - acts[k]).abs().max()) for k in layers)
     out = {
         "sentences": n,
         "graftkit": {"wall_s": round(total.wall, 2), "cpu_s": round(total.cpu, 2), "load_avg_end": total.load,
@@ -149,9 +160,17 @@ def part_matrix(n: int, batch_size: int, anchor_texts: int, anchor_pairs: int) -
         "bare_forward": {"wall_s": round(bare.wall, 2), "cpu_s": round(bare.cpu, 2), "load_avg_end": bare.load,
                          "note": "same length-sorted batches through the bare model (no hidden states, no "
                                  "pooling, no metric): the floor for any exact pipeline"},
-        "tokens": int(sum(len(t) for t in tm.tokenizer(ordered, truncation=True, max_length=128)["input_ids"])),
+        "tokens": int(sum(len(t) for t in tm.tokenizer(texts, truncation=True, max_length=128)["input_ids"])),
+        "padded_positions": padded,
+        "order": "each batch of texts sorted by token count (TextBatches(order='length')); rows put back "
+                 "in text order by capture",
         "torch_threads": torch.get_num_threads(),
     }
+    if char_capture is not None:
+        out["character_order_capture"] = {
+            "wall_s": round(char_capture.wall, 2), "cpu_s": round(char_capture.cpu, 2),
+            "load_avg_end": char_capture.load, "max_abs_diff_vs_token_order": char_diff,
+            "note": "capture alone with the batches sorted by character length (the order used before), same run"}
     # the plain pipeline: forward passes on a subset (dataset order), numpy CKA on some pairs; scaled up
     with Clock() as fwd:
         plain = plain_forward(tm.model, tm.tokenizer, texts[:anchor_texts])
@@ -249,7 +268,9 @@ def part_kernels(rows: int, real: bool, only: set[str] | None = None) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--char-order-too", action="store_true",
+                        help="also time the capture with batches sorted by characters (the order used before)")
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--anchor-texts", type=int, default=256)
     parser.add_argument("--anchor-pairs", type=int, default=6)
@@ -264,7 +285,8 @@ def main() -> None:
     set_quiet(True)
     payload: dict = {"load_avg_start": os.getloadavg()[0]}
     if not args.skip_matrix:
-        payload["matrix"] = part_matrix(args.n, args.batch_size, args.anchor_texts, args.anchor_pairs)
+        payload["matrix"] = part_matrix(args.n, args.batch_size, args.anchor_texts, args.anchor_pairs,
+                                        args.char_order_too)
         print("matrix:", payload["matrix"]["graftkit"], flush=True)
     if not args.skip_kernels:
         only = {k.strip() for k in args.only.split(",") if k.strip()} or None
@@ -293,7 +315,11 @@ def main() -> None:
                      f"{m['graftkit']['wall_s']} s wall ({m['graftkit']['cpu_s']} s CPU, load avg "
                      f"{m['graftkit']['load_avg_end']:.1f}; goal <= 60 s: "
                      f"{'met' if m['graftkit']['wall_s'] <= 60 else 'NOT met'}); bare forward of the same "
-                     f"batches {bare.get('wall_s', 'not measured')} s; plain pipeline est. "
+                     f"batches {bare.get('wall_s', 'not measured')} s ({m.get('padded_positions', {}).get('token_order', '?')} "
+                     f"padded positions for {m['tokens']} tokens)"
+                     + (f"; capture with character-sorted batches {m['character_order_capture']['wall_s']} s"
+                        if "character_order_capture" in m else "")
+                     + f"; plain pipeline est. "
                      f"{m['plain']['estimated_total_wall_s']} s")
     if "kernels" in payload:
         k = payload["kernels"]["kernels"]

@@ -343,7 +343,9 @@ def capture(
     ``max_tokens`` token rows per layer (the same tokens for every layer).
     ``on_batch`` receives each batch's pooled features, for streaming statistics
     (``GramAccumulator``, ``MinibatchCKA``); with ``keep=False`` nothing is stored.
-    Stored activations are ``dtype`` on CPU.
+    Stored activations are ``dtype`` on CPU. When ``batches`` ran its inputs in another
+    order (``TextBatches(..., order="length")`` sorts by token count to avoid padding), the
+    rows are put back in the order of the inputs; ``on_batch`` sees the batches as they ran.
     """
     recorder = LayerRecorder(model, layers, pooling)
     stored: dict[str, list[torch.Tensor]] = {name: [] for name in recorder.layers}
@@ -367,5 +369,22 @@ def capture(
         raise DataError("no batches to capture activations from", hint="pass at least one batch of inputs")
     if not keep:
         return Activations({}, pooling, {"model": type(model).__name__})
-    result = reservoir.result() if reservoir is not None else {k: torch.cat(v) for k, v in stored.items()}
+    if reservoir is not None:
+        return Activations(reservoir.result(), pooling, {"model": type(model).__name__})
+    result = {k: torch.cat(v) for k, v in stored.items()}
+    order = getattr(batches, "order", None)
+    if order is not None:
+        result = {k: _input_order(v, order, k) for k, v in result.items()}
     return Activations(result, pooling, {"model": type(model).__name__})
+
+
+def _input_order(rows: torch.Tensor, order: list[int], layer: str) -> torch.Tensor:
+    """Rows captured in ``order`` (row r belongs to input ``order[r]``) put back in input order."""
+    if rows.shape[0] != len(order):
+        raise ShapeMismatchError(
+            f"layer {layer!r} gave {rows.shape[0]} rows for {len(order)} reordered inputs",
+            hint="pooling must give one row per input when the batches run in a different order",
+        )
+    inverse = torch.empty(len(order), dtype=torch.long)
+    inverse[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
+    return rows[inverse]

@@ -27,7 +27,7 @@ from graftkit.similarity.cka import _zero_variance
 from graftkit.similarity.metrics import get_metric
 from graftkit.similarity.models import TextModel, load_text_model
 from graftkit.similarity.streaming import MinibatchCKA
-from graftkit.similarity.texts import TextBatches, length_order
+from graftkit.similarity.texts import TextBatches
 
 GRAM_MEMORY_BYTES = 768 * 2**20  # float64 Gram matrices held at once by the linear CKA path
 
@@ -167,7 +167,7 @@ def _pick_texts(texts: Sequence[str], n: int | None, seed: int) -> list[str]:
     texts = [t for t in texts if isinstance(t, str) and t.strip()]
     if n is not None and n < len(texts):
         texts = random.Random(seed).sample(texts, n)
-    return [texts[i] for i in length_order(texts)]
+    return texts
 
 
 def _check_same_tokens(a: TextModel, b: TextModel, texts: list[str], max_length: int) -> None:
@@ -204,7 +204,7 @@ def layer_similarity(
 
     Models: HF folder paths, zoo names ("all-MiniLM-L6-v2"), ``(model, tokenizer)``
     pairs or ``TextModel``s. ``n`` texts are sampled with ``seed`` (all when None)
-    and sorted by character length, the same order for both models. Layers default
+    and run sorted by token count (rows of the result follow the sampled texts). Layers default
     to every transformer block's output. ``metric="minibatch_cka"`` streams: nothing
     but per-batch Gram matrices is ever held, whatever ``n``.
     """
@@ -226,8 +226,13 @@ def layer_similarity(
     seconds["load"] = time.perf_counter() - start
     if pooling == "all" and not same_model:
         _check_same_tokens(a, b, picked, max_length)
-    batches_a = TextBatches(a.tokenizer, picked, batch_size, max_length)
-    batches_b = batches_a if same_model else TextBatches(b.tokenizer, picked, batch_size, max_length)
+    # each model runs its texts sorted by its own token counts (little padding; capture puts the
+    # rows back in text order), except where both must see the same batches: streamed minibatch
+    # CKA and token rows
+    batches_a = TextBatches(a.tokenizer, picked, batch_size, max_length, order="length")
+    shared_order = spec.name == "minibatch_cka" or pooling == "all"
+    batches_b = batches_a if same_model else TextBatches(
+        b.tokenizer, picked, batch_size, max_length, order=batches_a.order if shared_order else "length")
     details: dict[str, Any] = {"batch_size": batch_size, "max_length": max_length}
 
     if spec.name == "minibatch_cka":
