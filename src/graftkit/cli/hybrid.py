@@ -53,7 +53,7 @@ def train(
     seq_len: int = typer.Option(256, "--seq-len"),
     batch_size: int = typer.Option(4, "--batch-size"),
     lr: float = typer.Option(1e-3, "--lr"),
-    ssm: str = typer.Option("selective", "--ssm", help="selective (Mamba-style), ssd (Mamba-2 style, one decay per head: fastest scan) or s4d (diagonal, time-invariant)."),
+    ssm: str = typer.Option("ssd", "--ssm", help="ssd (Mamba-2 style, one decay per head: the fastest scan, the default), selective (Mamba-style, one decay per channel and state) or s4d (diagonal, time-invariant)."),
     d_state: int = typer.Option(16, "--d-state"),
     memory_slots: int = typer.Option(0, "--memory-slots", help="Memory bank slots per layer (0: no memory)."),
     product_keys: bool = typer.Option(False, "--product-keys", help="Product-key memory (slots must be a square)."),

@@ -16,7 +16,7 @@ class SSMConfig:
     channels, which makes the chunked scan a few matmuls) or "s4d" (S4D-Real: diagonal,
     time-invariant step, B and C). ``scan``: sequential | parallel | chunked."""
 
-    kind: str = "selective"
+    kind: str = "ssd"
     d_state: int = 16
     expand: int = 1
     d_conv: int = 4
