@@ -115,7 +115,7 @@ def evolve_config(encoders: list[Path], heads: list[Path], base: Path, args, see
     common = {
         "base_model": str(base), "space": "parameters", "layer_groups": args.layer_groups, "dtype": "float32",
         "objective": {"kind": "accuracy", "tasks": [
-            {"dataset": t, "split": "validation", "examples": args.search_val, "seed": 0,
+            {"dataset": t, "split": "validation", "examples": args.search_val or None, "seed": 0,
              "max_length": args.max_length, "batch_size": 128, "head": str(h)} for t, h in zip(mq.TASKS, heads)]},
         "search": {"optimizer": "cma", "budget": args.budget, "popsize": args.popsize, "sigma": args.sigma,
                    "seed": seed, "workers": args.workers, "retries": 2},
@@ -123,11 +123,16 @@ def evolve_config(encoders: list[Path], heads: list[Path], base: Path, args, see
     if args.space == "task_arithmetic":
         return {**common, "models": [str(e) for e in encoders], "method": "task_arithmetic",
                 "ranges": {"weight": list(args.weight_range)}}
-    return {**common, "method": "regmean", "global_params": ["alpha"],
+    return {**common, "method": args.space, "global_params": ["alpha"],
             "models": [{"model": str(e), "statistics": statistics_setting(t, seed, args)}
                        for e, t in zip(encoders, mq.TASKS)],
             "ranges": {"weight": list(args.regmean_weight_range), "alpha": list(args.alpha_range)},
-            "start": start}
+            "start": start, **({"filters": parse_filters(args.filters)} if args.filters else {})}
+
+
+def parse_filters(text: str) -> dict[str, list[str]]:
+    """``pooler:alpha,classifier:weight+alpha`` -> {"pooler": ["alpha"], "classifier": ["weight", "alpha"]}."""
+    return {name: params.split("+") for name, _, params in (item.partition(":") for item in text.split(",") if item)}
 
 
 def merged_encoder(folder: Path) -> dict[str, torch.Tensor]:
@@ -137,19 +142,80 @@ def merged_encoder(folder: Path) -> dict[str, torch.Tensor]:
     return {f"bert.{k}": v for k, v in load_file(str(folder / "model.safetensors")).items() if v.is_floating_point()}
 
 
-def hand_tuned(seed: int, args, base: Path) -> tuple[dict, str]:
-    """merge_quality's per-seed result: read from its JSON when the settings match, else recomputed."""
+def _stored_row(seed: int, args, text: str) -> dict | None:
+    """The seed's row of a merge_quality JSON run at this benchmark's settings, holding only the methods whose
+    grid equals today's merge_quality.GRIDS (others are recomputed), else None."""
+    stored = json.loads(text)
+    config = stored.get("config", {})
+    if not all(config.get(k) == getattr(args, k) for k in BASELINE_KEYS) or config.get("head", "pooler") != "pooler":
+        return None
+    grids = stored.get("grids") or {}
+    row = next((r for r in stored["per_seed"] if r["seed"] == seed), None)
+    if row is None:
+        return None
+    keep = {m: r for m, r in row["methods"].items() if m == "pretrained" or grids.get(m) == mq.GRIDS.get(m)}
+    return {**row, "methods": keep}
+
+
+def hand_tuned(seed: int, args, base: Path) -> tuple[dict, dict[str, str]]:
+    """merge_quality's per-seed result for this run's settings, every method of today's merge_quality.GRIDS.
+
+    Rows come from benchmarks/results/merge_quality.json, now or in an earlier commit (the file is rewritten
+    when merge_quality runs at other settings), or from this benchmark's cache of rows it completed; methods
+    no stored row has (a method added to merge_quality since, or a changed grid) are computed with
+    merge_quality.run_seed itself (which fine-tunes the seed's experts if they are not cached) and the
+    completed row is cached. Returns the row and, per method, where its numbers come from.
+    """
+    import subprocess
+
+    key = "-".join(f"{k}{getattr(args, k)}" for k in BASELINE_KEYS)
+    cached = CACHE / "baselines" / f"seed{seed}-{key}.json"
+    candidates: list[tuple[str, str]] = []
+    if cached.is_file():
+        candidates.append(("recomputed with merge_quality.run_seed (this benchmark's cache)", cached.read_text()))
     path = RESULTS / "merge_quality.json"
     if path.is_file():
-        stored = json.loads(path.read_text())
-        same = all(stored["config"].get(k) == getattr(args, k) for k in BASELINE_KEYS)
-        same = same and set(stored["config"]["methods"]) == set(mq.GRIDS) and stored.get("grids") == mq.GRIDS
-        for row in stored["per_seed"]:
-            if same and row["seed"] == seed:
-                return row, "benchmarks/results/merge_quality.json"
-    log(f"hand-tuned baselines for seed {seed}: recomputing with merge_quality.run_seed")
-    mq_args = SimpleNamespace(**{k: getattr(args, k) for k in BASELINE_KEYS}, methods=list(mq.GRIDS))
-    return mq.run_seed(seed, mq_args, base), "recomputed with merge_quality.run_seed"
+        candidates.append(("benchmarks/results/merge_quality.json", path.read_text()))
+    rel = path.relative_to(ROOT).as_posix()
+    commits = subprocess.run(["git", "log", "--format=%h", "--", rel], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    for commit in commits:
+        shown = subprocess.run(["git", "show", f"{commit}:{rel}"], cwd=ROOT, capture_output=True, text=True)
+        if shown.returncode == 0:
+            candidates.append((f"benchmarks/results/merge_quality.json at commit {commit}", shown.stdout))
+    row, sources = None, {}
+    for source, text in candidates:
+        found = _stored_row(seed, args, text)
+        if found is None:
+            continue
+        if row is None:
+            row = found
+        elif found["expert_test"] != row["expert_test"]:
+            continue  # other experts (re-fine-tuned): not comparable
+        for method, r in found["methods"].items():
+            if method not in row["methods"] or method not in sources:
+                row["methods"][method] = r
+                sources.setdefault(method, source)
+    missing = [m for m in mq.GRIDS if row is None or m not in row["methods"]]
+    if missing:
+        log(f"hand-tuned baselines for seed {seed}: computing {missing} with merge_quality.run_seed")
+        mq_args = SimpleNamespace(**{k: getattr(args, k) for k in BASELINE_KEYS}, methods=missing,
+                                  head="pooler", device="cpu")
+        fresh = mq.run_seed(seed, mq_args, base)
+        if row is not None and any(abs(fresh["expert_test"][t] - row["expert_test"][t]) > 1e-6 for t in mq.TASKS):
+            raise SystemExit(f"seed {seed}: the experts' test accuracy {fresh['expert_test']} differs from the stored "
+                             f"row's {row['expert_test']}: the cached experts changed; delete {cached} and rerun")
+        if row is None:
+            row = fresh
+        else:
+            row["methods"].update({m: fresh["methods"][m] for m in missing})
+        sources.update({m: "recomputed with merge_quality.run_seed" for m in missing})
+        row["methods"]["pretrained"] = row["methods"].get("pretrained", fresh["methods"]["pretrained"])
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps({"config": {**{k: getattr(args, k) for k in BASELINE_KEYS}, "head": "pooler",
+                                                 "methods": list(mq.GRIDS)},
+                                      "grids": mq.GRIDS, "per_seed": [row]}, indent=2))
+    row["methods"] = {m: row["methods"][m] for m in ["pretrained", *mq.GRIDS]}
+    return row, {m: sources.get(m, "recomputed with merge_quality.run_seed") for m in mq.GRIDS}
 
 
 def recheck_best(row: dict, method: str, evaluator, experts: dict[str, Path], base: Path, seed: int, args) -> dict:
@@ -167,7 +233,11 @@ def recheck_best(row: dict, method: str, evaluator, experts: dict[str, Path], ba
     pretrained = mq.encoder_of(AutoModelForSequenceClassification.from_pretrained(base, num_labels=2).state_dict())
     expert_encoders = [mq.encoder_of(AutoModelForSequenceClassification.from_pretrained(experts[t]).state_dict())
                        for t in mq.TASKS]
-    merged = mq.merge_encoders(method, row["methods"][method]["setting"], pretrained, expert_encoders, stats, seed)
+    setting = row["methods"][method]["setting"]
+    if method == "regmean_plus":  # Grams over the merged earlier blocks, as merge_quality computes them
+        calibrations = [calibration_set(t, split="train", examples=args.calibration, seed=seed) for t in mq.TASKS]
+        stats = mq.progressive_statistics(setting, pretrained, expert_encoders, evaluator, calibrations, args, seed)
+    merged = mq.merge_encoders(method, setting, pretrained, expert_encoders, stats, seed)
     return {t: evaluator.accuracy(merged, t, "test", args.test_cap or None) for t in mq.TASKS}
 
 
@@ -175,6 +245,7 @@ def run_seed(seed: int, args, base: Path) -> dict:
     from graftkit.evolve.run import evolve
     from graftkit.merge.config import load_config
 
+    baseline, source = hand_tuned(seed, args, base)  # first: fine-tunes the seed's experts if they are not cached
     experts = {t: expert_dir(t, seed, args) for t in mq.TASKS}
     encoders = [export_encoder(experts[t], base, CACHE / "encoders" / f"{experts[t].name}") for t in mq.TASKS]
     out = CACHE / "runs" / f"seed{seed}-{args.tag}"
@@ -184,11 +255,11 @@ def run_seed(seed: int, args, base: Path) -> dict:
         row["goal_met"] = goal_met(row["margin_points"] / 100)
         return row
     shutil.rmtree(out, ignore_errors=True)
-    baseline, source = hand_tuned(seed, args, base)
-    start = {"weight": 1.0, "alpha": baseline["methods"]["regmean"]["setting"].get("alpha", 0.9)}
+    start = {"weight": 1.0, "alpha": baseline["methods"][args.space]["setting"].get("alpha", 0.9)} \
+        if args.space != "task_arithmetic" else {}
     cfg = evolve_config(encoders, [experts[t] for t in mq.TASKS], base, args, seed, start)
     log(f"seed {seed}: evolving {args.budget} evaluations ({args.space}, {args.layer_groups} layer groups, "
-        f"start {start if args.space == 'regmean' else 'centre'})")
+        f"start {start or 'centre'})")
     start = time.time()
     result = evolve(cfg, out, workers=args.workers)
     search_s = time.time() - start
@@ -227,7 +298,7 @@ def run_seed(seed: int, args, base: Path) -> dict:
         "search": {"evaluations": len(history), "wall_s": round(search_s, 1),
                    "fitness": [round(e.fitness, 6) for e in history],
                    "genes_best": [round(g, 4) for g in result.best.genes]},
-        "evolved": evolved, "start": start if args.space == "regmean" else "centre",
+        "evolved": evolved, "start": start or "centre",
         "start_validation_fitness": next(e.fitness for e in history if e.index == 0),
         "hand_tuned": {m: {k: r[k] for k in ("setting", "validation_mean", "test", "normalized", "mean_accuracy",
                                              "mean_normalized") if k in r} for m, r in methods.items()},
@@ -271,20 +342,28 @@ def summarize(per_seed: list[dict]) -> dict:
     return summary
 
 
+def fitness_examples(config: dict) -> str:
+    """How much validation data the fitness saw, in words for the results line."""
+    n = config.get("search_val", config["val_cap"])
+    return "the whole validation splits" if n == 0 else f"{n} validation examples per task"
+
+
 def write_results_line(result: dict) -> None:
     s, c = result["summary"], result["config"]
     best = s["best_hand_tuned"]
     seeds = [r["seed"] for r in result["per_seed"]]
     per_seed = "; ".join(f"seed {r['seed']}: evolved {r['evolved']['mean_accuracy']:.4f} vs {r['best_hand_tuned']} "
                          f"{r['hand_tuned'][r['best_hand_tuned']]['mean_accuracy']:.4f}" for r in result["per_seed"])
-    if c.get("space", "task_arithmetic") == "regmean":
-        space = (f"CMA-ES over RegMean (each expert's Grams on its own task) with per-layer-group expert weights "
-                 f"and alpha, {c['layer_groups']} groups x (3 experts + alpha), started at the hand-tuned RegMean")
+    if c.get("space", "task_arithmetic") in ("regmean", "regmean_plus"):
+        own = "".join(f" + {n}'s own {' and '.join(ps)}" for n, ps in parse_filters(c.get("filters", "")).items())
+        name = "RegMean" if c["space"] == "regmean" else "RegMean++ (Grams over the merged earlier blocks)"
+        space = (f"CMA-ES over {name}, each expert's calibration data its own task, with per-layer-group expert "
+                 f"weights and alpha, {c['layer_groups']} groups x (3 experts + alpha){own}, started at the "
+                 f"hand-tuned {c['space']}")
     else:
         space = f"CMA-ES over per-layer-group task arithmetic weights, {c['layer_groups']} groups x 3 experts"
     line = (f"- **{KEY}** (MiniLM-L6 experts SST-2/AG News/TREC of merge_quality; {space}, {c['budget']} evaluations "
-            f"on {c['workers']} Ray worker(s); fitness on {c.get('search_val', c['val_cap'])} validation examples per "
-            f"task, test on {c['test_cap']} per task; seeds {seeds}): "
+            f"on {c['workers']} Ray worker(s); fitness on {fitness_examples(c)}, test on {c['test_cap']} per task; seeds {seeds}): "
             f"mean test accuracy evolved {s['evolved']['mean_accuracy']:.4f} (normalized "
             f"{s['evolved']['mean_normalized']:.3f}) vs best hand-tuned {best} {s[best]['mean_accuracy']:.4f} "
             f"({s[best]['mean_normalized']:.3f}); margin {s['margin_points']:+.2f} points ({per_seed}); goal +1 point "
@@ -303,15 +382,23 @@ def main() -> None:
     ap.add_argument("--layer-groups", type=int, default=3)
     ap.add_argument("--weight-range", type=lambda s: tuple(float(x) for x in s.split(",")), default=(0.0, 1.5),
                     help="task-arithmetic weight range per expert and layer group (centre = uniform weights)")
-    ap.add_argument("--space", choices=("regmean", "task_arithmetic"), default="regmean",
-                    help="regmean: per-model statistics, weights and alpha per layer group, started at the hand-tuned "
-                         "RegMean; task_arithmetic: weights per layer group, started at the centre")
+    ap.add_argument("--space", choices=("regmean_plus", "regmean", "task_arithmetic"), default="regmean_plus",
+                    help="regmean_plus / regmean: per-model statistics, weights and alpha per layer group, started "
+                         "at that method's hand-tuned recipe (RegMean++ recomputes its Grams for every candidate); "
+                         "task_arithmetic: weights per layer group, started at the centre")
     ap.add_argument("--regmean-weight-range", type=lambda s: tuple(float(x) for x in s.split(",")), default=(0.0, 2.0),
                     help="regmean: expert weight range per layer group (1 = the hand-tuned recipe)")
     ap.add_argument("--alpha-range", type=lambda s: tuple(float(x) for x in s.split(",")), default=(0.5, 1.0),
                     help="regmean: alpha range per layer group")
+    ap.add_argument("--filters", default="pooler:alpha",
+                    help="regmean: tensors with their own genes, 'substring:param+param,...' (default: the pooler's "
+                         "alpha: its Gram has one row per example, 64 per expert for 384 inputs, so alpha near 1 makes "
+                         "its regression ill-posed while the layers' Grams, one row per token, are not); '' for none")
+    ap.add_argument("--row-only", action="store_true",
+                    help="only the seed rows in their run folders (combine them later with --reuse)")
     ap.add_argument("--search-val", type=int, default=400,
-                    help="validation examples per task for the search's fitness (seeded subset of graftkit.data)")
+                    help="validation examples per task for the search's fitness (seeded subset of graftkit.data; 0 = the "
+                         "whole validation splits)")
     ap.add_argument("--reuse", action="store_true", help="take finished seeds' rows from their run folders")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--steps", type=int, default=60, help="merge_quality expert setting (selects the cache)")
@@ -340,16 +427,21 @@ def main() -> None:
     per_seed = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         per_seed.append(run_seed(seed, args, base))
+        if args.row_only:
+            continue
         result = {
             "benchmark": KEY,
             "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items() if k != "report"},
             "space": ({"method": "task_arithmetic", "kind": "parameters", "genes": 3 * args.layer_groups,
                        "weight_range": list(args.weight_range), "optimizer": "cma", "start": "centre"}
                       if args.space == "task_arithmetic" else
-                      {"method": "regmean", "kind": "parameters", "genes": 4 * args.layer_groups,
+                      {"method": args.space, "kind": "parameters",
+                       "genes": 4 * args.layer_groups + sum(len(mq.TASKS) if p == "weight" else 1
+                                                             for v in parse_filters(args.filters).values() for p in v),
+                       "filters": parse_filters(args.filters),
                        "statistics": "each expert's own task (merge_quality's setting)",
                        "weight_range": list(args.regmean_weight_range), "alpha_range": list(args.alpha_range),
-                       "optimizer": "cma", "start": "hand-tuned regmean (weights 1, merge_quality's alpha)"}),
+                       "optimizer": "cma", "start": f"hand-tuned {args.space} (weights 1, merge_quality's alpha)"}),
             "machine": {"python": platform.python_version(), "torch": torch.__version__,
                         "load_average": list(os.getloadavg())},
             "elapsed_s": round(time.time() - start, 1),

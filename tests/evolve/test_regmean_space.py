@@ -112,3 +112,68 @@ def test_models_entry_with_unknown_keys_is_a_config_error(tmp_path):
     raw["models"][0]["weight"] = 1.0
     with pytest.raises(ConfigError, match="known keys of a models entry"):
         load_evolve_config(raw)
+
+
+def test_filters_give_matching_tensors_their_own_genes(family, tmp_path):
+    base, a, b = family
+    raw = _config(base, a, b, filters={"up_proj": ["alpha", "weight"]})
+    space = validate_space(load_evolve_config(raw).space)
+    assert space.dim == 2 * 2 + 2 + 1 + 2  # groups as before, then up_proj's alpha and its weight per model
+    x0 = space.start_point()
+    np.testing.assert_allclose(x0[-3:], [0.9, 0.5, 0.5])  # filter genes start at the start values too
+    x = np.array([0.5, 0.5, 0.5, 0.5, 0.9, 0.9, 0.1, 0.25, 1.0])
+    cfg = space.config(x)
+    assert cfg["parameters"] == {"alpha": [{"filter": "up_proj", "value": 0.55}, {"value": [0.95, 0.95]}]}
+    assert [m["parameters"]["weight"] for m in cfg["models"]] == [
+        [{"filter": "up_proj", "value": 0.5}, {"value": [1.0, 1.0]}],
+        [{"filter": "up_proj", "value": 2.0}, {"value": [1.0, 1.0]}]]
+    # graft merge reads the filter lists; the resident merger agrees with it tensor for tensor
+    merge(cfg, tmp_path / "filtered", check=False, verify=False)
+    merge(space.config(x0), tmp_path / "start", check=False, verify=False)
+    state = ResidentMerger(base).apply(cfg).state_dict()
+    filtered, start = Checkpoint.open(tmp_path / "filtered"), Checkpoint.open(tmp_path / "start")
+    for name in filtered.names():
+        torch.testing.assert_close(state[name], filtered[name], rtol=1e-5, atol=1e-6, msg=name)
+        if name.endswith("mlp.up_proj.weight"):  # only the filtered tensors moved
+            assert not torch.allclose(filtered[name], start[name]), name
+        else:
+            torch.testing.assert_close(filtered[name], start[name], msg=name)
+
+
+@pytest.mark.parametrize("filters,match", [
+    ({"up_proj": ["density"]}, "does not search"),
+    ({"up_proj": []}, "lists no parameters"),
+    ({"*": ["alpha"]}, "not a tensor-name substring"),
+    (["up_proj"], "must map tensor-name substrings"),
+])
+def test_bad_filters_are_config_errors(filters, match, tmp_path):
+    raw = _config(tmp_path / "base", tmp_path / "a", tmp_path / "b", filters=filters)
+    with pytest.raises(ConfigError, match=match):
+        load_evolve_config(raw)
+
+
+def test_regmean_plus_grams_follow_each_candidate(family, tmp_path):
+    """RegMean++'s Grams depend on the candidate's merged earlier blocks: the resident merger recomputes them for
+    every candidate and agrees with `graft merge` on two different candidates in a row."""
+    base, a, b = family
+    raw = _config(base, a, b, method="regmean_plus", layer_groups=1, filters={"up_proj": ["alpha"]})
+    space = validate_space(load_evolve_config(raw).space)
+    assert space.dim == 2 + 1 + 1
+    resident = ResidentMerger(base)
+    first, second = space.config(space.start_point()), space.config(np.array([0.1, 0.9, 0.2, 0.6]))
+    assert second["merge_method"] == "regmean_plus"
+    outputs = []
+    for k, recipe in enumerate((first, second)):
+        state = {n: t.clone() for n, t in resident.apply(recipe).state_dict().items()}
+        merge(recipe, tmp_path / f"m{k}", check=False, verify=False)
+        ck = Checkpoint.open(tmp_path / f"m{k}")
+        for name in ck.names():
+            torch.testing.assert_close(state[name], ck[name], rtol=1e-5, atol=1e-6, msg=name)
+        outputs.append(ck["model.layers.1.self_attn.q_proj.weight"])
+    assert not torch.allclose(outputs[0], outputs[1])
+
+
+def test_regmean_plus_has_only_the_parameters_space(tmp_path):
+    raw = _config(tmp_path / "base", tmp_path / "a", tmp_path / "b", method="regmean_plus", space="both")
+    with pytest.raises(ConfigError, match="block by block"):
+        load_evolve_config(raw)

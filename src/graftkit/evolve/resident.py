@@ -64,12 +64,17 @@ class ResidentMerger:
 
     def statistics(self, plan: Any) -> list[Any]:
         """Each source's statistics (fisher / regmean), kept in memory: candidates share their data settings,
-        so the statistics are computed (or read from the disk cache) once per model and setting."""
+        so the statistics are computed (or read from the disk cache) once per model and setting.
+
+        RegMean++'s Grams are taken over the candidate's own merged earlier blocks, so they differ from one
+        candidate to the next: computed afresh for every plan, never kept."""
         from graftkit.merge.data_aware import attach_statistics, model_settings, statistics_kind
 
         kind = statistics_kind(plan.method)
         if kind is None:
             return [None] * len(plan.sources)
+        if "progressive" in plan.method.statistics:
+            return attach_statistics(plan)
         keys = [(kind, str(src.ref.path), settings.model_dump_json() if settings is not None else "")
                 for src, settings in zip(plan.sources, model_settings(plan))]
         if not all(k in self._statistics for k in keys):

@@ -25,7 +25,7 @@ from graftkit.evolve.space import SearchSpace, validate_space
 from graftkit.evolve.state import Evaluation, SearchState, load_state, save_state
 
 _SPACE_KEYS = {"models", "method", "space", "base_model", "layer_groups", "ranges", "slots", "layer_spread",
-               "statistics", "dtype", "global_params", "start"}
+               "statistics", "dtype", "global_params", "start", "filters"}
 _MODEL_KEYS = {"model", "statistics"}
 _TOP_KEYS = _SPACE_KEYS | {"objective", "search"}
 _SEARCH_KEYS = {"optimizer", "budget", "popsize", "sigma", "seed", "workers", "retries"}
@@ -105,6 +105,7 @@ def load_evolve_config(source: str | Path | dict) -> EvolveConfig:
         layer_spread=int(raw.get("layer_spread", 1)), statistics=raw.get("statistics"),
         dtype=raw.get("dtype", "float32"), config_dir=config_dir, model_statistics=own_statistics,
         global_params=list(raw.get("global_params") or []), start=dict(raw.get("start") or {}),
+        filters=_filters(raw.get("filters")),
     )
     objective = raw.get("objective")
     if not isinstance(objective, dict):
@@ -114,6 +115,16 @@ def load_evolve_config(source: str | Path | dict) -> EvolveConfig:
              for t in objective.get("tasks") or []]
     objective = {**objective, "tasks": tasks} if "tasks" in objective else objective
     return EvolveConfig(space=space, objective=ObjectiveSpec(**objective), raw=raw, **search)
+
+
+def _filters(raw: Any) -> dict[str, list[str]]:
+    """``filters: {substring: [param, ...]}`` (a single parameter name may stand for its list)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"filters must map tensor-name substrings to parameter lists, got {raw!r}",
+                          hint="e.g. 'filters: {pooler: [alpha]}'")
+    return {str(k): [v] if isinstance(v, str) else list(v or []) for k, v in raw.items()}
 
 
 def _model_entry(entry: Any) -> tuple[Any, dict | None]:

@@ -13,7 +13,10 @@ Two spaces, alone or combined, as in Sakana's evolutionary model merge:
   with the slot's layer-group parameters.
 
 ``global_params`` adds method-wide parameters (e.g. RegMean's ``alpha``) with one gene per
-layer group; ``model_statistics`` gives each model its own calibration data (fisher and
+layer group; ``filters`` gives the tensors whose names contain a substring their own genes for
+some of the searched parameters (one gene each, one per model for per-model parameters),
+written as mergekit filter lists: a tensor that feeds the task heads directly (BERT's
+``pooler``) may want another RegMean ``alpha`` than the layers of its group; ``model_statistics`` gives each model its own calibration data (fisher and
 regmean, written into that model's entry); ``start`` puts the optimizer's start point on
 given values (e.g. a hand-tuned recipe) instead of the centre of every range.
 
@@ -31,7 +34,8 @@ import numpy as np
 
 from graftkit.errors import ConfigError, GraftError, ValidationError
 
-SUPPORTED_METHODS = ("linear", "task_arithmetic", "ties", "dare_ties", "slerp", "fisher", "regmean")
+SUPPORTED_METHODS = ("linear", "task_arithmetic", "ties", "dare_ties", "slerp", "fisher", "regmean", "regmean_plus")
+_DATA_AWARE = ("fisher", "regmean", "regmean_plus")  # methods with per-model statistics
 _MODEL_PARAMS = {
     "linear": ("weight",),
     "task_arithmetic": ("weight",),
@@ -39,6 +43,7 @@ _MODEL_PARAMS = {
     "dare_ties": ("weight", "density"),
     "fisher": ("weight",),
     "regmean": ("weight",),
+    "regmean_plus": ("weight",),
     "slerp": (),
 }
 _USES_BASE = ("task_arithmetic", "ties", "dare_ties", "slerp")  # the others would take the base as one more model
@@ -61,6 +66,7 @@ class SearchSpace:
     model_statistics: list[dict[str, Any] | None] = field(default_factory=list)  # per model, its own data
     global_params: list[str] = field(default_factory=list)  # method-wide parameters evolved per layer group
     start: dict[str, float] = field(default_factory=dict)  # parameter -> start value (default: range centre)
+    filters: dict[str, list[str]] = field(default_factory=dict)  # tensor-name substring -> its own parameters
     dtype: str = "float32"
     config_dir: Path | None = None
     num_layers: int = 0  # filled by validate_space
@@ -73,6 +79,9 @@ class SearchSpace:
                               hint=f"choose one of: {', '.join(SUPPORTED_METHODS)}")
         if not self.models:
             raise ConfigError("the evolve config lists no models", hint="add 'models: [path_a, path_b]'")
+        if self.method == "regmean_plus" and self.kind != "parameters":
+            raise ConfigError(f"regmean_plus merges whole models block by block: it has no {self.kind} space",
+                              hint="use space: parameters, or method: regmean for slices")
         if self.layer_groups < 1:
             raise ConfigError(f"layer_groups must be >= 1, got {self.layer_groups}")
         if self.method == "slerp" and (self.base_model is None or len(self.models) != 1):
@@ -102,14 +111,29 @@ class SearchSpace:
         if self.model_statistics:
             if len(self.model_statistics) != len(self.models):
                 raise ConfigError(f"{len(self.model_statistics)} per-model statistics for {len(self.models)} models")
-            if any(s is not None for s in self.model_statistics) and self.method not in ("fisher", "regmean"):
-                raise ConfigError(f"per-model statistics are for fisher and regmean, not {self.method}",
+            if any(s is not None for s in self.model_statistics) and self.method not in _DATA_AWARE:
+                raise ConfigError(f"per-model statistics are for {', '.join(_DATA_AWARE)}, not {self.method}",
                                   hint="remove 'statistics' from the entries of 'models'")
             if any(s is not None for s in self.model_statistics) and self.kind != "parameters":
                 raise ConfigError(f"per-model statistics need the parameters space, not {self.kind}: a merge "
                                   "config with 'slices' has no model entries to hold them",
                                   hint="use space: parameters, or one top-level 'statistics' for every model")
         searched = set(self.model_params) | set(self.global_params) | ({"t"} if self.method == "slerp" else set())
+        if self.filters:
+            if self.kind != "parameters" or self.method == "slerp":
+                raise ConfigError(f"filters apply to the parameters space of methods other than slerp, not to "
+                                  f"{self.kind} with {self.method}", hint="remove 'filters'")
+            for name, params in self.filters.items():
+                if not isinstance(name, str) or not name or name == "*":
+                    raise ConfigError(f"filters: {name!r} is not a tensor-name substring",
+                                      hint="use e.g. 'filters: {pooler: [alpha]}'")
+                if not params or not isinstance(params, (list, tuple)):
+                    raise ConfigError(f"filters: {name!r} lists no parameters", hint=f"e.g. '{name}: [alpha]'")
+                for p in params:
+                    if p not in searched:
+                        raise ConfigError(f"filters: {name!r} names {p!r}, which this space does not search",
+                                          hint=f"searched parameters: {', '.join(sorted(searched)) or 'none'}")
+            self.filters = {name: list(dict.fromkeys(params)) for name, params in self.filters.items()}
         for name, value in self.start.items():
             if name not in searched:
                 raise ConfigError(f"start: {name!r} is not searched in this space",
@@ -133,7 +157,18 @@ class SearchSpace:
 
     def _param_dim(self) -> int:
         per_group = 1 if self.method == "slerp" else len(self.models) * len(self.model_params) + len(self.global_params)
-        return per_group * self.layer_groups
+        return per_group * self.layer_groups + len(self._filter_genes())
+
+    def _filter_genes(self) -> list[tuple[str, str, int | None]]:
+        """(filter, parameter, model index or None for a global parameter), one per filter gene, in gene order."""
+        genes = []
+        for name, params in self.filters.items():
+            for p in params:
+                if p in self.model_params:
+                    genes += [(name, p, m) for m in range(len(self.models))]
+                else:
+                    genes.append((name, p, None))
+        return genes
 
     def _flow_dim(self) -> int:
         m = len(self.layer_models) if self.kind == "dataflow" else 0
@@ -158,6 +193,10 @@ class SearchSpace:
             if name in self.start:
                 lo, hi = self.ranges[name]
                 x[i * g : (i + 1) * g] = (float(self.start[name]) - lo) / (hi - lo)
+        for j, (_, name, _) in enumerate(self._filter_genes()):
+            if name in self.start:
+                lo, hi = self.ranges[name]
+                x[len(names) * g + j] = (float(self.start[name]) - lo) / (hi - lo)
         return x
 
     # ------------------------------------------------------------------ decoding
@@ -179,7 +218,16 @@ class SearchSpace:
         for p in self.global_params:
             out[p] = [self._scale(p, v) for v in genes[i : i + g]]
             i += g
+        for filt, p, m in self._filter_genes():
+            out[(filt, p, m)] = self._scale(p, genes[i])
+            i += 1
         return out
+
+    def _filtered(self, values: dict, p: str, m: int | None) -> Any:
+        """Parameter ``p`` (of model ``m``, or global): a filter list when some filter evolves it, else its groups."""
+        default = self._value(values[(m, p)] if m is not None else values[p])
+        entries = [{"filter": f, "value": values[(f, p, m)]} for f, params in self.filters.items() if p in params]
+        return entries + [{"value": default}] if entries else default
 
     def _model_entry(self, m: int, entry: dict[str, Any]) -> dict[str, Any]:
         """A model's entry with its own statistics (fisher / regmean), if it has any."""
@@ -218,7 +266,7 @@ class SearchSpace:
         else:
             values = self._param_values(x[: self._param_dim()])
             cfg.update(self._combined_config(values, self._slot_layers(x[self._param_dim():])))
-        if self.statistics and self.method in ("fisher", "regmean") and self.kind != "dataflow":
+        if self.statistics and self.method in _DATA_AWARE and self.kind != "dataflow":
             cfg["statistics"] = dict(self.statistics)
         return cfg
 
@@ -230,11 +278,11 @@ class SearchSpace:
             cfg["parameters"] = {"t": self._value(values["t"])}
             return cfg
         cfg["models"] = [
-            self._model_entry(m, {"model": path, "parameters": {p: self._value(values[(m, p)]) for p in self.model_params}})
+            self._model_entry(m, {"model": path, "parameters": {p: self._filtered(values, p, m) for p in self.model_params}})
             for m, path in enumerate(self.models)
         ]
         if self.global_params:
-            cfg["parameters"] = {p: self._value(values[p]) for p in self.global_params}
+            cfg["parameters"] = {p: self._filtered(values, p, None) for p in self.global_params}
         if self.base_model and self.method in _USES_BASE:
             cfg["base_model"] = self.base_model
         if self.method == "linear":
