@@ -88,9 +88,11 @@ def merge_in_blocks(plan: "MergePlan", task: "TensorTask", seed: int, nan: str, 
     if kind is not None:
         _sparse_in_blocks(plan, task, blocks, slots, trims, out, nan, nan_tensors)
         return out
-    for start, stop in blocks:
+    def merge_block(start: int, stop: int) -> None:
         block = _read_block(plan, slots, start, stop, nan, nan_tensors)
         out[start:stop] = merge_task(plan, _block_task(task, stop - start, task.model_params), block, seed)
+
+    each_block(merge_block, blocks)
     return out
 
 
@@ -105,7 +107,8 @@ def _sparse_in_blocks(plan: "MergePlan", task: "TensorTask", blocks, slots, trim
     others = [i for i in range(len(slots)) if i != task.base_index]
     weights = [float(model_params[i]["weight"]) for i in others]
     lam = params.get("lambda", 1.0)
-    for start, stop in blocks:
+
+    def merge_block(start: int, stop: int) -> None:
         block = _read_block(plan, slots, start, stop, nan, nan_tensors)
         compute = torch.float64 if block[0].dtype == torch.float64 else torch.float32
         base = block[task.base_index].to(compute)
@@ -114,13 +117,38 @@ def _sparse_in_blocks(plan: "MergePlan", task: "TensorTask", blocks, slots, trim
             delta = block[i].to(compute) - base
             deltas.append(trims[i].apply(delta, start) if i in trims else delta)
         mixed = combine_deltas(deltas, weights, consensus=CONSENSUS[method.name], normalize=params["normalize"],
-                               sign_election=params.get("sign_election", "mergekit"))
-        del deltas
-        if lam != 1:
-            mixed.mul_(lam)
-        mixed.add_(base)
+                               sign_election=params.get("sign_election", "mergekit"), base=base, lam=lam)
         # the whole-tensor path casts to the first input's (compute) dtype, then to the task's
         out[start:stop] = mixed if block[0].dtype == compute else mixed.to(block[0].dtype)
+
+    each_block(merge_block, blocks)
+
+
+_POOL = None
+
+
+def each_block(function, blocks) -> list:
+    """``[function(start, stop) for start, stop in blocks]``, the blocks spread over torch's threads.
+
+    Each block is merged by one thread with torch's intra-op threading off meanwhile: a
+    block's work is many short passes, numpy selections and file reads, which parallel
+    kernels split poorly and the rest not at all, while whole blocks side by side keep
+    every core busy. ``function`` must only write its own rows (results come back in order).
+    """
+    global _POOL
+    workers = min(torch.get_num_threads(), len(blocks))
+    if workers <= 1:
+        return [function(start, stop) for start, stop in blocks]
+    if _POOL is None or _POOL._max_workers < workers:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(workers, thread_name_prefix="graftkit-block")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return list(_POOL.map(lambda block: function(*block), blocks))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _read_block(plan: "MergePlan", slots, start: int, stop: int, nan: str | None,
@@ -148,25 +176,47 @@ def _read_block(plan: "MergePlan", slots, start: int, stop: int, nan: str | None
 
 
 class _Trim:
-    """The TIES trim of one task vector: keep |d| > threshold, and the tied entries (|d| equal to
-    it) at the flat indices ``ties``, the first ones in index order as ``sparsify.top_k_mask``."""
+    """The TIES trim of one task vector: keep |d| > threshold, and some entries equal to it.
 
-    def __init__(self, threshold: float, ties: torch.Tensor, cols: int) -> None:  # ties sorted
+    As ``sparsify.top_k_mask``, ties are admitted in index order: ``admitted[start]`` is
+    ``(admitted, equal)`` for the block at row ``start``, how many of its ``equal`` entries
+    tied with the threshold are kept (bf16 task vectors take few distinct values, so ties
+    can run to a fifth of a tensor). A block that keeps all of them trims at the next float
+    below the threshold; only the block where the admissions stop counts them one by one.
+    """
+
+    def __init__(self, threshold: float, below: float, admitted: dict[int, tuple[int, int]]) -> None:
         self.threshold = threshold
-        self.ties = ties
-        self.cols = cols
+        self.below = below  # the largest float below the threshold
+        self.admitted = admitted
 
     def apply(self, delta: torch.Tensor, start: int) -> torch.Tensor:
         """The trimmed delta of the block of rows starting at row ``start``."""
         if self.threshold == math.inf:
             return torch.zeros_like(delta)
-        kept = torch.nn.functional.hardshrink(delta, self.threshold)  # x where |x| > threshold, else 0
-        first = start * self.cols
-        lo, hi = torch.searchsorted(self.ties, torch.tensor([first, first + delta.numel()])).tolist()
-        if hi > lo:  # bf16 inputs give many equal magnitudes: the ties can be numerous
-            local = self.ties[lo:hi] - first
-            kept.view(-1)[local] = delta.reshape(-1)[local]
+        admitted, equal = self.admitted.get(start, (0, 0))
+        if admitted == 0:
+            return torch.nn.functional.hardshrink(delta, self.threshold)  # x where |x| > threshold, else 0
+        if admitted == equal:
+            return torch.nn.functional.hardshrink(delta, self.below)  # x where |x| >= threshold
+        kept = torch.nn.functional.hardshrink(delta, self.threshold)
+        tied = (delta.abs() == self.threshold).reshape(-1).nonzero().flatten()[:admitted]
+        kept.view(-1)[tied] = delta.reshape(-1)[tied]
         return kept
+
+
+def _trim(threshold, equal_per_block: list[int], ties: int, blocks) -> _Trim:
+    """The trim at ``threshold`` admitting the first ``ties`` equal entries, block by block."""
+    import numpy as np
+
+    admitted = {}
+    for (start, _), equal in zip(blocks, equal_per_block):
+        take = min(ties, equal)
+        if take:
+            admitted[start] = (take, equal)
+        ties -= take
+    below = np.nextafter(threshold, np.zeros_like(threshold) - 1)
+    return _Trim(float(threshold), float(below), admitted)
 
 
 def _trims(plan: "MergePlan", task: "TensorTask", blocks, slots) -> dict[int, _Trim]:
@@ -179,41 +229,37 @@ def _trims(plan: "MergePlan", task: "TensorTask", blocks, slots) -> dict[int, _T
     Where a bracket misses, that task vector falls back to the exact whole-tensor selection.
     """
     n = _numel(task)
-    cols = n // task.shape[0]
     trims: dict[int, _Trim] = {}
     selectors: dict[int, _BandSelect] = {}
-    pairs = [(i, float(mp.get("density", 1.0))) for i, mp in enumerate(task.model_params)
-             if i != task.base_index and float(mp.get("density", 1.0)) < 1.0]
-    for i, density in pairs:
+    for i, mp in enumerate(task.model_params):
+        density = float(mp.get("density", 1.0))
+        if i == task.base_index or density >= 1.0:
+            continue
         k = max(1, int(density * n)) if density > 0 else 0
         if k == 0:
-            trims[i] = _Trim(math.inf, _NO_TIES, cols)
+            trims[i] = _Trim(math.inf, math.inf, {})
         elif k < n:
             selectors[i] = _BandSelect(n, k)
     if not selectors:
         return trims
-    rows = _sample_rows(task.shape[0])
     picked = [slots[task.base_index]] + [slots[i] for i in selectors]
+    rows = _sample_rows(task.shape[0])
     sampled = [torch.cat([_read_block(plan, picked, r, r + 1, None, [])[j] for r in rows]) for j in range(len(picked))]
     base = sampled[0].to(torch.float64 if sampled[0].dtype == torch.float64 else torch.float32)
     for j, selector in enumerate(selectors.values(), start=1):
         selector.bracket((sampled[j].to(base.dtype) - base).abs_().reshape(-1).numpy())
     del sampled, base
-    picked_slots = [slots[task.base_index]] + [slots[i] for i in selectors]
-    for start, stop in blocks:
-        block = _read_block(plan, picked_slots, start, stop, None, [])
+    def select(start: int, stop: int) -> None:
+        block = _read_block(plan, picked, start, stop, None, [])
         base = block[0].to(torch.float64 if block[0].dtype == torch.float64 else torch.float32)
         for j, selector in enumerate(selectors.values(), start=1):
-            selector.add((block[j].to(base.dtype) - base).abs_().reshape(-1).numpy(), start * cols)
+            selector.add((block[j].to(base.dtype) - base).abs_().reshape(-1).numpy(), start)
+
+    each_block(select, blocks)
     for i, selector in selectors.items():
         found = selector.result()
-        if found is None:
-            found = _exact_trim(plan, task, blocks, slots, i, selector.k)
-        trims[i] = _Trim(found[0], found[1], cols)
+        trims[i] = _trim(*found, blocks) if found is not None else _exact_trim(plan, task, blocks, slots, i, selector.k)
     return trims
-
-
-_NO_TIES = torch.zeros(0, dtype=torch.int64)
 
 
 def _sample_rows(rows: int) -> list[int]:
@@ -228,13 +274,12 @@ class _BandSelect:
 
     def __init__(self, n: int, k: int) -> None:
         self.n, self.k = n, k
-        self.above = 0
-        self.values: list = []
-        self.indices: list = []
+        self.above: dict[int, int] = {}  # per block (by its first row), its count above the bracket
+        self.values: dict[int, object] = {}  # per block, its values inside the bracket
 
     def bracket(self, sample) -> None:
         """Bounds from a sample's order statistics, wide enough for sampling error (rows
-        sampled whole, so wider than for independent entries)."""
+        are sampled whole, so wider than for independent entries)."""
         import numpy as np
 
         m = sample.size
@@ -245,34 +290,41 @@ class _BandSelect:
         self.high = ordered[m - top] if top >= 1 else np.inf
         self.low = ordered[m - bottom] if bottom <= m else -np.inf
 
-    def add(self, values, offset: int) -> None:
-        """One block of values (a 1-D numpy array) starting at flat index ``offset``."""
+    def add(self, values, block: int) -> None:
+        """The magnitudes of one block (a 1-D numpy array, used as work space).
+
+        Non-negative floats order as their bits read as unsigned integers, so the band test
+        ``low <= x <= high`` is one wrapping subtraction (in place) and one comparison.
+        """
         import numpy as np
 
-        above = values > self.high
-        self.above += int(np.count_nonzero(above))
-        inside = np.greater_equal(values, self.low)
-        inside &= ~above
-        where = np.flatnonzero(inside)
-        self.values.append(values[where])
-        self.indices.append(where + offset)
+        bits = values.view(np.uint32 if values.itemsize == 4 else np.uint64)
+        high = np.asarray(self.high, values.dtype).view(bits.dtype)
+        low = np.asarray(max(self.low, 0.0), values.dtype).view(bits.dtype)
+        above = int(np.count_nonzero(bits > high))
+        bits -= low
+        inside = bits[np.flatnonzero(bits <= high - low)]
+        inside += low
+        self.above[block] = above
+        self.values[block] = inside.view(values.dtype)
 
-    def result(self) -> tuple[float, torch.Tensor] | None:
-        """(threshold, flat indices of the tied entries to keep), or None if the bracket missed."""
+    def result(self):
+        """(threshold, its count in each block, ties to admit), or None if the bracket missed."""
         import numpy as np
 
-        values = np.concatenate(self.values) if self.values else np.zeros(0, np.float32)
-        rank = self.k - self.above  # the answer's rank from the top within the band
+        blocks = sorted(self.values)
+        values = np.concatenate([self.values[b] for b in blocks]) if blocks else np.zeros(0, np.float32)
+        above = sum(self.above.values())
+        rank = self.k - above  # the answer's rank from the top within the band
         if rank < 1 or rank > values.size:
             return None
         threshold = np.partition(values, values.size - rank)[values.size - rank]
-        ties = self.k - self.above - int(np.count_nonzero(values > threshold))
-        tied = np.concatenate(self.indices)[values == threshold][:ties]
-        return float(threshold), torch.from_numpy(np.ascontiguousarray(tied, dtype=np.int64))
+        ties = self.k - above - int(np.count_nonzero(values > threshold))
+        return threshold, [int(np.count_nonzero(self.values[b] == threshold)) for b in blocks], ties
 
 
-def _exact_trim(plan: "MergePlan", task: "TensorTask", blocks, slots, i: int, k: int) -> tuple[float, torch.Tensor]:
-    """The k-th largest magnitude of task vector ``i`` from all of them at once (one float buffer)."""
+def _exact_trim(plan: "MergePlan", task: "TensorTask", blocks, slots, i: int, k: int) -> _Trim:
+    """The trim of task vector ``i`` from all its magnitudes at once (one float buffer)."""
     n = _numel(task)
     mags = None
     at = 0
@@ -286,8 +338,9 @@ def _exact_trim(plan: "MergePlan", task: "TensorTask", blocks, slots, i: int, k:
         at += d.numel()
     threshold = kth_largest(mags, k)
     ties = k - int((mags > threshold).sum())
-    tied = (mags == threshold).nonzero().flatten()[:ties]
-    return float(threshold), tied
+    cols = n // task.shape[0]
+    equal = [int((mags[a * cols:b * cols] == threshold).sum()) for a, b in blocks]
+    return _trim(threshold.numpy(), equal, ties, blocks)
 
 
 class _Drop:
@@ -338,13 +391,14 @@ def _drops(plan: "MergePlan", task: "TensorTask", blocks, slots, kind: str, seed
             continue
         drop = _Drop(noise, position * span(n), cols, kind, density, float(mp.get("epsilon", 0.0)), rescale)
         if rescale == "l1" and density > 0:
-            before = after = 0.0
-            for start, stop in blocks:
+            def norms(start: int, stop: int, i=i, drop=drop) -> tuple[float, float]:
                 pair = _read_block(plan, [slots[task.base_index], slots[i]], start, stop, None, [])
                 delta = pair[1].float() - pair[0].float()
-                before += float(delta.abs().sum(dtype=torch.float64))
                 kept = delta.reshape(delta.shape[0], -1) * drop.mask(delta, start)[0]
-                after += float(kept.abs().sum(dtype=torch.float64))
+                return float(delta.abs().sum(dtype=torch.float64)), float(kept.abs().sum(dtype=torch.float64))
+
+            sums = each_block(norms, blocks)  # added up in block order: the same factor on any thread count
+            before, after = sum(b for b, _ in sums), sum(a for _, a in sums)
             drop.factor = before / after if before >= _NORM_EPS and after >= _NORM_EPS else 1.0
         drops[i] = drop
     return drops

@@ -163,3 +163,40 @@ def test_half_inputs_compute_in_float32_and_keep_dtype(name, dtype):
     expected = get_method(name).merge([x.to(dtype).float() for x in xs], base_index=0, model_params=mp, tensor_name="w")
     assert torch.equal(half, expected.to(dtype))
     assert (half.float() - full).abs().max() < 0.05
+
+
+def _reference_consensus(deltas, weights, sign_election, normalize):
+    """The stacked, boolean-mask form of the TIES combination (as mergekit writes it)."""
+    stacked = torch.stack(deltas)
+    w = torch.tensor(weights).reshape(-1, 1)
+    if sign_election == "paper":
+        agree = elect_sign_mask(stacked).float()
+        count = agree.sum(0)
+        return (stacked * w * agree).sum(0) / torch.where(count == 0, torch.ones_like(count), count)
+    weighted = stacked * w
+    agree = elect_sign_mask(weighted).float()
+    mixed = (weighted * agree).sum(0)
+    if normalize:
+        divisor = (w * agree).sum(0)
+        mixed = mixed / torch.where(divisor == 0, torch.ones_like(divisor), divisor)
+    return mixed
+
+
+@pytest.mark.parametrize("weights", [[0.5, 0.5], [0.3, 1.2, 0.7], [1.0, -1.0], [0.4, 0.0, -0.4]])
+@pytest.mark.parametrize("sign_election,normalize", [("mergekit", True), ("mergekit", False), ("paper", True)])
+def test_combine_deltas_matches_the_boolean_mask_form(weights, sign_election, normalize):
+    """The float-only sign election equals the stacked mask form, exact cancellations
+    (an elected sum of exactly 0 counts as +) and zero divisors included."""
+    from graftkit.merge.methods.task_arithmetic import combine_deltas
+
+    gen = torch.Generator().manual_seed(len(weights))
+    deltas = [(torch.randn(4000, generator=gen) * 4).round() / 4 for _ in weights]  # many exact ties and zeros
+    deltas[1][:500] = -deltas[0][:500] * weights[0] / weights[1] if weights[1] else deltas[1][:500]
+    expected = _reference_consensus(deltas, weights, sign_election, normalize)
+    got = combine_deltas([d.clone() for d in deltas], weights, consensus=True, normalize=normalize,
+                         sign_election=sign_election)
+    assert torch.allclose(got, expected, atol=1e-6, rtol=1e-6)
+    base = torch.randn(4000, generator=gen)
+    got = combine_deltas([d.clone() for d in deltas], weights, consensus=True, normalize=normalize,
+                         sign_election=sign_election, base=base, lam=0.7)
+    assert torch.allclose(got, base + 0.7 * expected, atol=1e-6, rtol=1e-6)

@@ -99,11 +99,8 @@ def task_vector_merge(
         for position, i in enumerate(others)
     ]
     weight_list = [float(model_params[i]["weight"]) for i in others]
-    mixed = combine_deltas(sparse, weight_list, consensus=consensus, normalize=normalize, sign_election=sign_election)
-    del sparse
-    if lam != 1:
-        mixed.mul_(lam)
-    return mixed.add_(base)
+    return combine_deltas(sparse, weight_list, consensus=consensus, normalize=normalize,
+                          sign_election=sign_election, base=base, lam=lam)
 
 
 def combine_deltas(
@@ -113,8 +110,11 @@ def combine_deltas(
     consensus: bool,
     normalize: bool,
     sign_election: str = "mergekit",
+    base: torch.Tensor | None = None,
+    lam: float = 1.0,
 ) -> torch.Tensor:
-    """The merged task vector of sparsified ``deltas`` (overwritten: they are work space).
+    """``base + lam * merged``, the task vector merged from sparsified ``deltas`` (which are
+    overwritten: they are work space); without ``base``, ``lam * merged``.
 
     Without consensus: the running weighted sum (no stacked copy). With it, the sign
     election and the mean over agreeing entries run on float arithmetic alone (boolean
@@ -131,33 +131,47 @@ def combine_deltas(
             mixed.add_(delta, alpha=weight)
         if normalize and abs(sum(weights)) >= 1e-8:
             mixed.div_(sum(weights))
-        return mixed
+        return _finish(mixed, None, base, lam)
     paper = sign_election == "paper"
     if not paper:  # elect on the weighted deltas
         for delta, weight in zip(deltas, weights):
             if weight != 1:
                 delta.mul_(weight)
-    elected = deltas[0].clone()
-    for delta in deltas[1:]:
+    elected = deltas[0] + deltas[1] if len(deltas) > 1 else deltas[0].clone()
+    for delta in deltas[2:]:
         elected.add_(delta)
-    sign = torch.copysign(torch.ones_like(elected), elected)
-    mixed = elected.zero_()
-    divisor = torch.zeros_like(mixed) if paper or normalize else None
+    sign = torch.copysign(torch.tensor(1.0, dtype=elected.dtype), elected)
+    del elected
+    mixed = divisor = None
     for delta, weight in zip(deltas, weights):
         agreeing = delta.mul_(sign).clamp_(min=0)  # |x| where x agrees, else 0
-        if divisor is not None:
-            divisor.add_(torch.sign(agreeing), alpha=1.0 if paper else weight)
+        if paper or normalize:
+            share = torch.sign(agreeing)
+            if not paper and weight != 1:
+                share.mul_(weight)
+            divisor = share if divisor is None else divisor.add_(share)
         if paper and weight != 1:
             agreeing.mul_(weight)
-        mixed.add_(agreeing)
-    mixed.mul_(sign)
+        mixed = agreeing if mixed is None else mixed.add_(agreeing)
     if divisor is None:
-        return mixed
+        return _finish(mixed.mul_(sign), None, base, lam)
     if paper or all(w > 0 for w in weights):
         # the divisor is 0 only where nothing agrees (mixed is 0 there) or at least min |w|
-        return mixed.div_(divisor.clamp_(min=min(abs(w) for w in weights) if not paper else 1.0))
-    # weights of both signs may cancel: a zero divisor counts as 1
-    return mixed.div_(divisor.add_(1 - torch.sign(divisor.abs())))
+        divisor.clamp_(min=1.0 if paper else min(weights))
+    else:  # weights of both signs may cancel: a zero divisor counts as 1
+        divisor.add_(1 - torch.sign(divisor.abs()))
+    return _finish(mixed, divisor.mul_(sign), base, lam)
+
+
+def _finish(mixed: torch.Tensor, divisor: torch.Tensor | None, base: torch.Tensor | None, lam: float) -> torch.Tensor:
+    """``base + lam * mixed / divisor`` in as few passes as the arguments allow."""
+    if divisor is not None:
+        if base is not None:
+            return torch.addcdiv(base, mixed, divisor, value=lam)
+        mixed.div_(divisor)
+    if lam != 1:
+        mixed.mul_(lam)
+    return mixed if base is None else mixed.add_(base)
 
 
 # how each method of the family sparsifies its task vectors and whether it elects signs

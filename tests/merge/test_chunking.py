@@ -1,0 +1,75 @@
+"""The row-block executor on bf16 task vectors: few distinct delta values, so the TIES
+threshold is tied by a large share of entries, admitted in index order across blocks."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from graftkit.merge import merge
+
+from .helpers import load_tensors
+
+
+@pytest.fixture(scope="module")
+def bf16_family(tmp_path_factory):
+    from graftkit.zoo import save_tiny
+
+    root = tmp_path_factory.mktemp("bf16")
+    base = save_tiny("llama", root / "base", seed=0)
+    weights = {k: v.to(torch.bfloat16) if v.is_floating_point() else v
+               for k, v in load_file(str(base / "model.safetensors")).items()}
+    save_file(weights, str(base / "model.safetensors"), metadata={"format": "pt"})
+    paths = [base]
+    for i in (1, 2):
+        out = root / f"ft{i}"
+        shutil.copytree(base, out)
+        gen = torch.Generator().manual_seed(i)
+        # deltas of a few ulps: heavy ties among the magnitudes
+        tuned = {k: (v.float() * (1 + 0.01 * torch.randint(-2, 3, v.shape, generator=gen))).to(torch.bfloat16)
+                 if v.is_floating_point() else v for k, v in weights.items()}
+        save_file(tuned, str(out / "model.safetensors"), metadata={"format": "pt"})
+        paths.append(out)
+    return paths
+
+
+@pytest.mark.parametrize("miss", [False, True])
+def test_ties_in_blocks_equals_whole_tensor_with_heavy_ties(bf16_family, tmp_path, monkeypatch, miss):
+    """Bit-identical to the whole-tensor TIES, whether the sampled bracket holds the
+    threshold or misses it (then the exact whole-tensor selection runs)."""
+    from graftkit.merge import chunking
+
+    b, f1, f2 = bf16_family
+    text = (f"merge_method: ties\nbase_model: {b}\nmodels:\n  - model: {f1}\n    parameters: {{weight: 0.3, density: 0.5}}\n"
+            f"  - model: {f2}\n    parameters: {{weight: 0.6, density: 0.35}}\n")
+    merge(text, tmp_path / "whole", check=False)
+    monkeypatch.setattr(chunking, "MIN_BYTES", 0)
+    monkeypatch.setattr(chunking, "BLOCK_BYTES", 3000)
+    calls = {"exact": 0, "blocks": 0}
+    exact, blocks = chunking._exact_trim, chunking.merge_in_blocks
+    monkeypatch.setattr(chunking, "_exact_trim", lambda *a: calls.__setitem__("exact", calls["exact"] + 1) or exact(*a))
+    monkeypatch.setattr("graftkit.merge.execute.merge_in_blocks",
+                        lambda *a: calls.__setitem__("blocks", calls["blocks"] + 1) or blocks(*a))
+    if miss:
+        def narrow(self, sample):
+            self.low = self.high = sample.max()  # almost surely excludes the k-th largest
+        monkeypatch.setattr(chunking._BandSelect, "bracket", narrow)
+    merge(text, tmp_path / "blocks", check=False)
+    assert calls["blocks"] > 10
+    assert (calls["exact"] > 0) == miss
+    whole, parts = load_tensors(tmp_path / "whole"), load_tensors(tmp_path / "blocks")
+    for k in whole:
+        assert torch.equal(whole[k], parts[k]), k
+
+
+def test_each_block_keeps_order_and_thread_count():
+    from graftkit.merge.chunking import each_block
+
+    threads = torch.get_num_threads()
+    seen = each_block(lambda a, b: (a, b, torch.get_num_threads()), [(i, i + 1) for i in range(20)])
+    assert [s[:2] for s in seen] == [(i, i + 1) for i in range(20)]
+    assert all(s[2] == 1 for s in seen) or threads == 1
+    assert torch.get_num_threads() == threads
