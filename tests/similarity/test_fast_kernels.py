@@ -103,3 +103,18 @@ def test_nan_is_still_refused_by_the_fast_finiteness_check():
 
     big = np.full((50, 4), 1e308)  # the sum overflows to inf, yet every value is finite
     assert as_features(big).shape == (50, 4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_chunk_grams_equal_the_general_product_and_leave_inputs_alone(dtype):
+    from graftkit.similarity.metrics import chunk_grams
+
+    chunks = torch.randn(3, 9, 5, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    grams = chunk_grams(chunks)
+    torch.testing.assert_close(grams, torch.bmm(chunks, chunks.transpose(1, 2)))
+    torch.testing.assert_close(grams, grams.transpose(1, 2), rtol=0, atol=0)  # both triangles filled
+    x = torch.randn(40, 6, dtype=dtype) + 5.0
+    before = x.clone()
+    minibatch_cka(x, x * 2.0, batch_size=8, precision="float32")
+    minibatch_cka(x, x * 2.0, batch_size=8, precision="float64")
+    assert torch.equal(x, before)  # chunks are centered on copies

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from graftkit.errors import ConfigError, DataError
@@ -86,8 +87,9 @@ def minibatch_cka(
     """Minibatch linear CKA over consecutive chunks of ``batch_size`` samples (unbiased HSIC per chunk).
 
     Equal to feeding the chunks to ``MinibatchCKA`` one by one (a last chunk of fewer than 4
-    samples is skipped), but the Gram matrices of all full chunks come from one batched
-    product; ``precision`` picks its float type (``graftkit.similarity.precision``). Each
+    samples is skipped), but the chunks' Gram matrices come from symmetric BLAS products
+    (``chunk_grams``) and their HSIC terms from batched reductions; ``precision`` picks the
+    products' float type (``graftkit.similarity.precision``). Each
     chunk is centered on its own mean after the cast: the unbiased HSIC does not change
     under a shift of the features, float32 products of centered data keep more digits,
     and centering a chunk in the product's type costs far less than a float64 pass over
@@ -107,17 +109,38 @@ def minibatch_cka(
     for xb, yb in chunks:
         if xb.shape[0] == 0:
             continue
-        xb, yb = xb.to(dtype), yb.to(dtype)
-        xb = xb - xb.mean(dim=1, keepdim=True)
-        yb = yb - yb.mean(dim=1, keepdim=True)
-        kx = torch.bmm(xb, xb.transpose(1, 2))
-        ky = torch.bmm(yb, yb.transpose(1, 2))
-        totals += paired_hsic(kx, ky).sum(0)
+        kx, ky = chunk_grams(_centered_chunks(xb, dtype)), chunk_grams(_centered_chunks(yb, dtype))
+        totals += paired_hsic(kx, ky, overwrite=True).sum(0)
     for value, name in ((totals[1], names[0]), (totals[2], names[1])):
         if float(value) <= 0.0:
             raise DataError(f"layer {name or 'activations'!r}: no variance across samples, CKA is undefined",
                             hint="drop that layer or use inputs that differ")
     return float(totals[0] / torch.sqrt(totals[1] * totals[2]))
+
+
+def _centered_chunks(chunks: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, b, d) chunks in ``dtype``, each minus its own mean (in place on the cast copy, so the
+    caller's tensor is never modified and no second copy is made)."""
+    out = chunks.to(dtype)
+    if out.data_ptr() == chunks.data_ptr():
+        return out - out.mean(dim=1, keepdim=True)
+    return out.sub_(out.mean(dim=1, keepdim=True))
+
+
+def chunk_grams(chunks: torch.Tensor) -> torch.Tensor:
+    """The Gram matrix of every chunk, (B, b, d) -> (B, b, b).
+
+    On the CPU numpy's matmul of a matrix with its own transpose calls BLAS syrk, which
+    computes one triangle (half the multiply-adds of torch.bmm's general product; measured
+    on 39 chunks of 256 x 768 float32: 30 ms vs 45 ms on one thread).
+    """
+    if chunks.device.type != "cpu":
+        return torch.bmm(chunks, chunks.transpose(1, 2))
+    a = chunks.contiguous().numpy()
+    out = np.empty((a.shape[0], a.shape[1], a.shape[1]), dtype=a.dtype)
+    for i in range(a.shape[0]):
+        np.matmul(a[i], a[i].T, out=out[i])
+    return torch.from_numpy(out)
 
 
 def _raw(x: Any, name: str | None) -> _Named:

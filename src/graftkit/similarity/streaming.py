@@ -95,12 +95,13 @@ def hsic_self(grams: torch.Tensor) -> torch.Tensor:
     return ((k * k).sum(1) + s * s / ((n - 1) * (n - 2)) - (2.0 / (n - 2)) * (r * r).sum(1)) / (n * (n - 3))
 
 
-def paired_hsic(grams_x: torch.Tensor, grams_y: torch.Tensor) -> torch.Tensor:
+def paired_hsic(grams_x: torch.Tensor, grams_y: torch.Tensor, *, overwrite: bool = False) -> torch.Tensor:
     """(B, 3) float64: HSIC_1(K_b, L_b), HSIC_1(K_b, K_b), HSIC_1(L_b, L_b) for stacked pairs of
     n x n Grams (B, n, n) (n >= 4). Gram entries may be float32: every sum is taken by
-    torch's cascade summation and the terms are combined in float64."""
+    torch's cascade summation and the terms are combined in float64. ``overwrite=True``
+    zeroes the Grams' diagonals in place instead of copying them (for temporaries)."""
     n = grams_x.shape[-1]
-    k, l = grams_x.clone(), grams_y.clone()
+    k, l = (grams_x, grams_y) if overwrite else (grams_x.clone(), grams_y.clone())
     k.diagonal(dim1=1, dim2=2).zero_()
     l.diagonal(dim1=1, dim2=2).zero_()
     rk, rl = k.sum(2), l.sum(2)
