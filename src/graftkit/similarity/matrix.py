@@ -24,7 +24,7 @@ from graftkit.progress import progress_bar
 from graftkit.similarity.capture import Activations, LayerRecorder, capture
 from graftkit.similarity.checks import as_features, centered
 from graftkit.similarity.cka import _zero_variance
-from graftkit.similarity.metrics import get_metric
+from graftkit.similarity.metrics import chunk_grams, get_metric
 from graftkit.similarity.models import TextModel, load_text_model
 from graftkit.similarity.streaming import MinibatchCKA
 from graftkit.similarity.texts import TextBatches
@@ -37,7 +37,7 @@ def _as_layers(acts: Activations | dict[str, Any]) -> dict[str, Any]:
 
 
 def _normalized_gram(x: torch.Tensor, name: str) -> torch.Tensor:
-    gram = x @ x.T
+    gram = chunk_grams(x[None])[0]  # symmetric BLAS product: half the multiply-adds of x @ x.T
     norm = torch.linalg.matrix_norm(gram)
     if float(norm) <= 0.0:
         raise _zero_variance(name)
@@ -65,11 +65,11 @@ def _linear_cka_matrix(a: dict[str, Any], b: dict[str, Any], same: bool, advance
             chunk = names_a[start : start + block]
             ga = torch.stack([_normalized_gram(xa[k], k) for k in chunk])
             if same and start == 0 and block >= len(names_b):
-                gb = ga
-            else:
-                gb = None
+                out[:] = ga @ ga.T  # every pair from one product: each Gram is read once, not once per column
+                advance(len(names_a) * len(names_b))
+                return out.clamp_(0.0, 1.0)
             for j, name in enumerate(names_b):
-                g = gb[j] if gb is not None else _normalized_gram(xb[name], name)
+                g = _normalized_gram(xb[name], name)
                 out[start : start + len(chunk), j] = ga @ g
                 advance(len(chunk))
         return out.clamp_(0.0, 1.0)
