@@ -90,7 +90,18 @@ def merge_in_blocks(plan: "MergePlan", task: "TensorTask", seed: int, nan: str, 
         return out
     def merge_block(start: int, stop: int) -> None:
         block = _read_block(plan, slots, start, stop, nan, nan_tensors)
-        out[start:stop] = merge_task(plan, _block_task(task, stop - start, task.model_params), block, seed)
+        if task.copy_from is not None or not block[0].is_floating_point():
+            out[start:stop] = merge_task(plan, _block_task(task, stop - start, task.model_params), block, seed)
+            return
+        # as merge_task, but the float result goes into ``out`` in one cast and copy: it casts
+        # to the compute dtype (or the first input's), then to the task's dtype
+        compute = torch.float64 if block[0].dtype == torch.float64 else torch.float32
+        merged = plan.method.merge(block, base_index=task.base_index, model_params=task.model_params,
+                                   params=task.params, tensor_name=task.name, seed=seed, out_dtype=compute)
+        if tuple(merged.shape) != (stop - start, *task.shape[1:]):
+            raise MergeError(f"method {plan.method.name} returned shape {list(merged.shape)} for rows "
+                             f"{start}:{stop} of {task.name}, expected {[stop - start, *task.shape[1:]]}")
+        out[start:stop] = merged if block[0].dtype in (compute, out.dtype) else merged.to(block[0].dtype)
 
     each_block(merge_block, blocks)
     return out

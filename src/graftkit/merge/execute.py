@@ -108,6 +108,53 @@ class _Prefetcher:
             yield task, tensors, size
 
 
+class _WriteBehind:
+    """Writes each merged tensor on a thread while the next one is merged.
+
+    At most one tensor waits or is being written, so memory grows by one output tensor at
+    most; an error of the writing thread is raised on the main thread at the next write or
+    at the end.
+    """
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+        self.slot = threading.Semaphore(1)
+        self.queue: queue.Queue = queue.Queue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="graftkit-merge-writer", daemon=True)
+
+    def __enter__(self) -> "_WriteBehind":
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            try:
+                if self.error is None:
+                    self.writer.write(*item)
+            except BaseException as exc:  # handed to the main thread
+                self.error = exc
+            finally:
+                del item
+                self.slot.release()
+
+    def write(self, name: str, tensor: torch.Tensor) -> None:
+        self.slot.acquire()
+        if self.error is not None:
+            self.slot.release()
+            raise self.error
+        self.queue.put((name, tensor))
+
+    def __exit__(self, *exc: object) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None and exc[0] is None:
+            raise self.error
+
+
 def _group_bytes(plan: MergePlan, task: TensorTask) -> int:
     total = 0
     for inp in {(i.source, i.name) for i in task.inputs}:
@@ -203,16 +250,17 @@ def execute(plan: MergePlan, out: str | Path, options: MergeOptions | None = Non
     with CheckpointWriter(out, max_shard_size=options.shard_size, overwrite=options.overwrite, layout=layout) as writer:
         with _Prefetcher(plan, options, nan_tensors) as reader, \
                 progress_bar(f"merging ({plan.method.name})", len(plan.tasks)) as advance:
-            for task, tensors, size in reader:
-                if tensors is None:
-                    merged = merge_in_blocks(plan, task, options.seed, options.nan, nan_tensors)
-                else:
-                    merged = merge_task(plan, task, tensors, options.seed, statistics)
-                del tensors
-                writer.write(task.name, merged)
-                del merged
-                reader.release(size)
-                advance(1)
+            with _WriteBehind(writer) as behind:
+                for task, tensors, size in reader:
+                    if tensors is None:
+                        merged = merge_in_blocks(plan, task, options.seed, options.nan, nan_tensors)
+                    else:
+                        merged = merge_task(plan, task, tensors, options.seed, statistics)
+                    del tensors
+                    behind.write(task.name, merged)
+                    del merged
+                    reader.release(size)
+                    advance(1)
         result = MergeResult(
             output=out, tensors=len(plan.tasks), bytes=plan.total_bytes,
             seconds=time.perf_counter() - start, warnings=list(plan.warnings), nan_tensors=nan_tensors,

@@ -24,8 +24,8 @@ def linear_merge(
     mergekit divides by a zero weight sum and writes NaN/inf; graftkit refuses.
     """
     weights = [float(p["weight"]) for p in model_params]
-    out = torch.zeros_like(tensors[0])
-    for weight, tensor in zip(weights, tensors):
+    out = torch.mul(tensors[0], weights[0])  # the same bits as 0 + w * x, without a zero-filled pass
+    for weight, tensor in zip(weights[1:], tensors[1:]):
         out.add_(tensor, alpha=weight)
     if normalize:
         total = sum(weights)
