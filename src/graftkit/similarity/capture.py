@@ -128,8 +128,8 @@ def pool(h: torch.Tensor, pooling: str, mask: torch.Tensor | None, layer: str) -
         if pooling == "mean":
             if m is None:
                 return h.mean(1)
-            w = m.to(h.dtype)[..., None]
-            return (h * w).sum(1) / w.sum(1).clamp_min(1.0)
+            w = m.to(h.dtype)[:, None, :]  # (B, 1, T): the masked sum as one batched product, no (B, T, D) temporary
+            return torch.bmm(w, h).squeeze(1) / w.sum(2).clamp_min(1.0)
         if pooling == "first":
             return h[:, 0]
         if pooling == "last":
