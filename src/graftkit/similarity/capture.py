@@ -345,7 +345,8 @@ def capture(
     (``GramAccumulator``, ``MinibatchCKA``); with ``keep=False`` nothing is stored.
     Stored activations are ``dtype`` on CPU. When ``batches`` ran its inputs in another
     order (``TextBatches(..., order="length")`` sorts by token count to avoid padding), the
-    rows are put back in the order of the inputs; ``on_batch`` sees the batches as they ran.
+    rows are put back in the order of the inputs (token rows of ``pooling='all'`` stay in the
+    order they ran); ``on_batch`` sees the batches as they ran.
     """
     recorder = LayerRecorder(model, layers, pooling)
     stored: dict[str, list[torch.Tensor]] = {name: [] for name in recorder.layers}
