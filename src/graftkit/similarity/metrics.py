@@ -136,7 +136,7 @@ def chunk_grams(chunks: torch.Tensor) -> torch.Tensor:
     """
     if chunks.device.type != "cpu":
         return torch.bmm(chunks, chunks.transpose(1, 2))
-    a = chunks.contiguous().numpy()
+    a = chunks.detach().contiguous().numpy()
     out = np.empty((a.shape[0], a.shape[1], a.shape[1]), dtype=a.dtype)
     for i in range(a.shape[0]):
         np.matmul(a[i], a[i].T, out=out[i])
