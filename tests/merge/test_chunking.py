@@ -52,7 +52,7 @@ def test_ties_in_blocks_equals_whole_tensor_with_heavy_ties(bf16_family, tmp_pat
     exact, blocks = chunking._exact_trim, chunking.merge_in_blocks
     monkeypatch.setattr(chunking, "_exact_trim", lambda *a: calls.__setitem__("exact", calls["exact"] + 1) or exact(*a))
     monkeypatch.setattr("graftkit.merge.execute.merge_in_blocks",
-                        lambda *a: calls.__setitem__("blocks", calls["blocks"] + 1) or blocks(*a))
+                        lambda *a, **k: calls.__setitem__("blocks", calls["blocks"] + 1) or blocks(*a, **k))
     if miss:
         def narrow(self, sample):
             self.low = self.high = sample.max()  # almost surely excludes the k-th largest

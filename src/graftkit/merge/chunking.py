@@ -68,8 +68,10 @@ def _numel(task: "TensorTask") -> int:
     return math.prod(task.shape)
 
 
-def merge_in_blocks(plan: "MergePlan", task: "TensorTask", seed: int, nan: str, nan_tensors: list[str]) -> torch.Tensor:
-    """The output of ``task``, computed a block of rows at a time."""
+def merge_in_blocks(plan: "MergePlan", task: "TensorTask", seed: int, nan: str, nan_tensors: list[str],
+                    workers: int | None = None) -> torch.Tensor:
+    """The output of ``task``, computed a block of rows at a time, on ``workers`` threads
+    (default: torch's thread count)."""
     from graftkit.merge.execute import merge_task
 
     rows = task.shape[0]
@@ -80,13 +82,13 @@ def merge_in_blocks(plan: "MergePlan", task: "TensorTask", seed: int, nan: str, 
     slots = [task.inputs[task.copy_from]] if task.copy_from is not None else task.inputs
     kind = SPARSIFICATION.get(plan.method.name) if task.copy_from is None and task.dtype.is_floating_point else None
     if kind == "magnitude":
-        trims = _trims(plan, task, blocks, slots)
+        trims = _trims(plan, task, blocks, slots, workers)
     elif kind in ("random", "della_magprune"):
-        trims = _drops(plan, task, blocks, slots, kind, seed)
+        trims = _drops(plan, task, blocks, slots, kind, seed, workers)
     else:
         trims = {}
     if kind is not None:
-        _sparse_in_blocks(plan, task, blocks, slots, trims, out, nan, nan_tensors)
+        _sparse_in_blocks(plan, task, blocks, slots, trims, out, nan, nan_tensors, workers)
         return out
     def merge_block(start: int, stop: int) -> None:
         block = _read_block(plan, slots, start, stop, nan, nan_tensors)
@@ -103,12 +105,12 @@ def merge_in_blocks(plan: "MergePlan", task: "TensorTask", seed: int, nan: str, 
                              f"{start}:{stop} of {task.name}, expected {[stop - start, *task.shape[1:]]}")
         out[start:stop] = merged if block[0].dtype in (compute, out.dtype) else merged.to(block[0].dtype)
 
-    each_block(merge_block, blocks)
+    each_block(merge_block, blocks, workers)
     return out
 
 
 def _sparse_in_blocks(plan: "MergePlan", task: "TensorTask", blocks, slots, trims: dict, out: torch.Tensor,
-                      nan: str, nan_tensors: list[str]) -> None:
+                      nan: str, nan_tensors: list[str], workers: int | None) -> None:
     """Pass 2 of the sparsifying task-vector methods: per block, each delta trimmed or dropped,
     then combined as ``task_vector_merge`` does (``combine_deltas``), straight into ``out``."""
     method = plan.method
@@ -132,13 +134,13 @@ def _sparse_in_blocks(plan: "MergePlan", task: "TensorTask", blocks, slots, trim
         # the whole-tensor path casts to the first input's (compute) dtype, then to the task's
         out[start:stop] = mixed if block[0].dtype == compute else mixed.to(block[0].dtype)
 
-    each_block(merge_block, blocks)
+    each_block(merge_block, blocks, workers)
 
 
 _POOL = None
 
 
-def each_block(function, blocks) -> list:
+def each_block(function, blocks, workers: int | None = None) -> list:
     """``[function(start, stop) for start, stop in blocks]``, the blocks spread over torch's threads.
 
     Each block is merged by one thread with torch's intra-op threading off meanwhile: a
@@ -147,7 +149,7 @@ def each_block(function, blocks) -> list:
     every core busy. ``function`` must only write its own rows (results come back in order).
     """
     global _POOL
-    workers = min(torch.get_num_threads(), len(blocks))
+    workers = min(workers or torch.get_num_threads(), len(blocks))
     if workers <= 1:
         return [function(start, stop) for start, stop in blocks]
     if _POOL is None or _POOL._max_workers < workers:
@@ -230,7 +232,7 @@ def _trim(threshold, equal_per_block: list[int], ties: int, blocks) -> _Trim:
     return _Trim(float(threshold), float(below), admitted)
 
 
-def _trims(plan: "MergePlan", task: "TensorTask", blocks, slots) -> dict[int, _Trim]:
+def _trims(plan: "MergePlan", task: "TensorTask", blocks, slots, workers: int | None = None) -> dict[int, _Trim]:
     """Pass 1: each task vector's magnitude threshold over the whole tensor, as ``sparsify.top_k_mask``.
 
     A sample of rows brackets each k-th largest magnitude; one streamed pass over the blocks
@@ -266,7 +268,7 @@ def _trims(plan: "MergePlan", task: "TensorTask", blocks, slots) -> dict[int, _T
         for j, selector in enumerate(selectors.values(), start=1):
             selector.add((block[j].to(base.dtype) - base).abs_().reshape(-1).numpy(), start)
 
-    each_block(select, blocks)
+    each_block(select, blocks, workers)
     for i, selector in selectors.items():
         found = selector.result()
         trims[i] = _trim(*found, blocks) if found is not None else _exact_trim(plan, task, blocks, slots, i, selector.k)
@@ -386,7 +388,8 @@ class _Drop:
         return apply_mask(rows, mask, self.rescale, probs).reshape(delta.shape)
 
 
-def _drops(plan: "MergePlan", task: "TensorTask", blocks, slots, kind: str, seed: int) -> dict[int, _Drop]:
+def _drops(plan: "MergePlan", task: "TensorTask", blocks, slots, kind: str, seed: int,
+           workers: int | None = None) -> dict[int, _Drop]:
     """Each task vector's drop; with the L1 rescale, pass 1 finds its whole-tensor factor."""
     n = _numel(task)
     cols = n // task.shape[0]
@@ -408,7 +411,7 @@ def _drops(plan: "MergePlan", task: "TensorTask", blocks, slots, kind: str, seed
                 kept = delta.reshape(delta.shape[0], -1) * drop.mask(delta, start)[0]
                 return float(delta.abs().sum(dtype=torch.float64)), float(kept.abs().sum(dtype=torch.float64))
 
-            sums = each_block(norms, blocks)  # added up in block order: the same factor on any thread count
+            sums = each_block(norms, blocks, workers)  # added up in block order: the same factor on any thread count
             before, after = sum(b for b, _ in sums), sum(a for _, a in sums)
             drop.factor = before / after if before >= _NORM_EPS and after >= _NORM_EPS else 1.0
         drops[i] = drop

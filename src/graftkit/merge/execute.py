@@ -251,16 +251,7 @@ def execute(plan: MergePlan, out: str | Path, options: MergeOptions | None = Non
         with _Prefetcher(plan, options, nan_tensors) as reader, \
                 progress_bar(f"merging ({plan.method.name})", len(plan.tasks)) as advance:
             with _WriteBehind(writer) as behind:
-                for task, tensors, size in reader:
-                    if tensors is None:
-                        merged = merge_in_blocks(plan, task, options.seed, options.nan, nan_tensors)
-                    else:
-                        merged = merge_task(plan, task, tensors, options.seed, statistics)
-                    del tensors
-                    behind.write(task.name, merged)
-                    del merged
-                    reader.release(size)
-                    advance(1)
+                _merge_all(plan, options, reader, behind, advance, statistics, nan_tensors)
         result = MergeResult(
             output=out, tensors=len(plan.tasks), bytes=plan.total_bytes,
             seconds=time.perf_counter() - start, warnings=list(plan.warnings), nan_tensors=nan_tensors,
@@ -272,6 +263,62 @@ def execute(plan: MergePlan, out: str | Path, options: MergeOptions | None = Non
     if nan_tensors:
         warnings.warn(f"{len(nan_tensors)} input tensor(s) held NaN/inf: {', '.join(nan_tensors[:5])}", stacklevel=2)
     return result
+
+
+SMALL_TASK_BYTES = 32 * 1024**2  # inputs of tasks merged side by side, one per thread
+
+
+def _merge_all(plan: MergePlan, options: MergeOptions, reader: "_Prefetcher", behind: "_WriteBehind",
+               advance: Any, statistics: Any, nan_tensors: list[str]) -> None:
+    """Merge every task in plan order, using every core without threads inside torch's kernels.
+
+    Small tasks (most of a model: norms, projections) are merged side by side, one per
+    thread with one torch thread each, and written in order: one tensor's kernels are too
+    short to split well, and split kernels busy-wait at their barriers when the machine is
+    shared. Huge row-separable tasks spread their row blocks over the same threads; any
+    other big task runs alone with torch's threads (two at once could double peak memory).
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, torch.get_num_threads())
+    pending: deque = deque()
+
+    def finish_oldest() -> None:
+        task, future, size = pending.popleft()
+        behind.write(task.name, future.result())
+        reader.release(size)
+        advance(1)
+
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="graftkit-merge") as pool:
+            for task, tensors, size in reader:
+                if tensors is not None and workers > 1 and size <= SMALL_TASK_BYTES:
+                    while len(pending) >= workers:
+                        finish_oldest()
+                    pending.append((task, pool.submit(merge_task, plan, task, tensors, options.seed, statistics), size))
+                    del tensors
+                    continue
+                while pending:
+                    finish_oldest()
+                if tensors is None:
+                    merged = merge_in_blocks(plan, task, options.seed, options.nan, nan_tensors, workers=workers)
+                else:
+                    torch.set_num_threads(workers)
+                    try:
+                        merged = merge_task(plan, task, tensors, options.seed, statistics)
+                    finally:
+                        torch.set_num_threads(1)
+                del tensors
+                behind.write(task.name, merged)
+                del merged
+                reader.release(size)
+                advance(1)
+            while pending:
+                finish_oldest()
+    finally:
+        torch.set_num_threads(workers)
 
 
 def write_companions(plan: MergePlan, writer: Any, result: MergeResult, config_text: str | None) -> None:

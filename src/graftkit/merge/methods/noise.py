@@ -58,9 +58,11 @@ class DropNoise:
             chunk = at // CHUNK
             chunk_start = chunk * CHUNK
             take = min(stop, chunk_start + CHUNK) - at
-            numbers = np.random.Generator(np.random.SFC64([self.key, chunk])).random(
-                at - chunk_start + take, dtype=np.float32)
-            out[at - start:at - start + take] = numbers[at - chunk_start:]
+            generator = np.random.Generator(np.random.SFC64([self.key, chunk]))
+            if at == chunk_start:  # straight into place
+                generator.random(take, dtype=np.float32, out=out[at - start:at - start + take])
+            else:
+                out[at - start:at - start + take] = generator.random(at - chunk_start + take, dtype=np.float32)[-take:]
             at += take
         self.offset = stop
         return torch.from_numpy(out).reshape(tuple(shape))
@@ -68,6 +70,8 @@ class DropNoise:
     def keep(self, probability: torch.Tensor | float, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
         """A float mask of ``shape``: 1 where the entry's number is below its keep probability."""
         u = self.uniform(shape)
+        # u < p exactly where p - u > 0 (float32, as the comparison would round p): sign(relu(p - u))
+        # is the 0/1 mask in float arithmetic, cheaper on CPU than a boolean tensor and its cast
         if isinstance(probability, torch.Tensor):
-            return (u < probability.to(u.dtype)).to(probability.dtype)
-        return (u < probability).to(torch.float32)
+            return torch.sub(probability.to(u.dtype), u).clamp_(min=0).sign_().to(probability.dtype)
+        return torch.rsub(u, probability).clamp_(min=0).sign_()
