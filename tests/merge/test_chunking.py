@@ -73,3 +73,26 @@ def test_each_block_keeps_order_and_thread_count():
     assert [s[:2] for s in seen] == [(i, i + 1) for i in range(20)]
     assert all(s[2] == 1 for s in seen) or threads == 1
     assert torch.get_num_threads() == threads
+
+
+def test_small_tasks_merged_side_by_side_under_a_tiny_prefetch_budget(llama_family, tmp_path):
+    """Tasks merged on parallel threads come out in plan order and equal a one-thread merge,
+    even when the reader's budget holds a single task (no wait on budget the merging holds)."""
+    from graftkit.merge.api import validate
+    from graftkit.merge.execute import MergeOptions, execute
+
+    b, f1, f2, _ = llama_family
+    text = (f"merge_method: ties\nbase_model: {b}\nmodels:\n  - model: {f1}\n    parameters: {{weight: 0.3, density: 0.5}}\n"
+            f"  - model: {f2}\n    parameters: {{weight: 0.6, density: 0.4}}\n")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        execute(validate(text), tmp_path / "parallel", MergeOptions(prefetch_bytes=1))
+        torch.set_num_threads(1)
+        execute(validate(text), tmp_path / "serial", MergeOptions())
+    finally:
+        torch.set_num_threads(threads)
+    parallel, serial = load_tensors(tmp_path / "parallel"), load_tensors(tmp_path / "serial")
+    assert list(parallel) == list(serial)
+    for k in serial:
+        assert torch.equal(parallel[k], serial[k]), k

@@ -285,9 +285,8 @@ def _merge_all(plan: MergePlan, options: MergeOptions, reader: "_Prefetcher", be
     pending: deque = deque()
 
     def finish_oldest() -> None:
-        task, future, size = pending.popleft()
+        task, future = pending.popleft()
         behind.write(task.name, future.result())
-        reader.release(size)
         advance(1)
 
     torch.set_num_threads(1)
@@ -297,8 +296,12 @@ def _merge_all(plan: MergePlan, options: MergeOptions, reader: "_Prefetcher", be
                 if tensors is not None and workers > 1 and size <= SMALL_TASK_BYTES:
                     while len(pending) >= workers:
                         finish_oldest()
-                    pending.append((task, pool.submit(merge_task, plan, task, tensors, options.seed, statistics), size))
+                    pending.append((task, pool.submit(merge_task, plan, task, tensors, options.seed, statistics)))
                     del tensors
+                    # the reader may load on meanwhile (it would otherwise wait on budget that only
+                    # finished tasks free, while this loop waits on the reader): at most ``workers``
+                    # small tasks are held beyond ``prefetch_bytes``
+                    reader.release(size)
                     continue
                 while pending:
                     finish_oldest()
