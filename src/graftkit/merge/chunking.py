@@ -81,14 +81,15 @@ def merge_in_blocks(plan: "MergePlan", task: "TensorTask", seed: int, nan: str, 
     out = torch.empty(task.shape, dtype=task.dtype)
     slots = [task.inputs[task.copy_from]] if task.copy_from is not None else task.inputs
     kind = SPARSIFICATION.get(plan.method.name) if task.copy_from is None and task.dtype.is_floating_point else None
+    held = _hold(plan, slots, rows) if kind is not None else None
     if kind == "magnitude":
-        trims = _trims(plan, task, blocks, slots, workers)
+        trims = _trims(plan, task, blocks, slots, workers, held)
     elif kind in ("random", "della_magprune"):
-        trims = _drops(plan, task, blocks, slots, kind, seed, workers)
+        trims = _drops(plan, task, blocks, slots, kind, seed, workers, held)
     else:
         trims = {}
     if kind is not None:
-        _sparse_in_blocks(plan, task, blocks, slots, trims, out, nan, nan_tensors, workers)
+        _sparse_in_blocks(plan, task, blocks, slots, trims, out, nan, nan_tensors, workers, held)
         return out
     def merge_block(start: int, stop: int) -> None:
         block = _read_block(plan, slots, start, stop, nan, nan_tensors)
@@ -109,8 +110,20 @@ def merge_in_blocks(plan: "MergePlan", task: "TensorTask", seed: int, nan: str, 
     return out
 
 
+HOLD_BYTES = 96 * 1024**2  # inputs read once and kept for both passes when they fit
+
+
+def _hold(plan: "MergePlan", slots, rows: int) -> dict | None:
+    """The whole inputs of a two-pass task when together they fit in ``HOLD_BYTES`` (a
+    layer's MLP matrices of a 1B model do, its embeddings do not): read once, not twice."""
+    keys = {(inp.source, inp.name) for inp in slots}
+    if sum(plan.sources[s].checkpoint.info(n).nbytes for s, n in keys) > HOLD_BYTES:
+        return None
+    return {(s, n): plan.sources[s].read_rows(n, 0, rows) for s, n in keys}
+
+
 def _sparse_in_blocks(plan: "MergePlan", task: "TensorTask", blocks, slots, trims: dict, out: torch.Tensor,
-                      nan: str, nan_tensors: list[str], workers: int | None) -> None:
+                      nan: str, nan_tensors: list[str], workers: int | None, held: dict | None = None) -> None:
     """Pass 2 of the sparsifying task-vector methods: per block, each delta trimmed or dropped,
     then combined as ``task_vector_merge`` does (``combine_deltas``), straight into ``out``."""
     method = plan.method
@@ -122,7 +135,7 @@ def _sparse_in_blocks(plan: "MergePlan", task: "TensorTask", blocks, slots, trim
     lam = params.get("lambda", 1.0)
 
     def merge_block(start: int, stop: int) -> None:
-        block = _read_block(plan, slots, start, stop, nan, nan_tensors)
+        block = _read_block(plan, slots, start, stop, nan, nan_tensors, held)
         compute = torch.float64 if block[0].dtype == torch.float64 else torch.float32
         base = block[task.base_index].to(compute)
         deltas = []
@@ -165,15 +178,19 @@ def each_block(function, blocks, workers: int | None = None) -> list:
 
 
 def _read_block(plan: "MergePlan", slots, start: int, stop: int, nan: str | None,
-                nan_tensors: list[str]) -> list[torch.Tensor]:
+                nan_tensors: list[str], held: dict | None = None) -> list[torch.Tensor]:
     """Rows ``start:stop`` of each slot's input, in the compute dtype; checked for NaN/inf
-    unless ``nan`` is None (a first pass: the merging pass checks the same rows)."""
+    unless ``nan`` is None (a first pass: the merging pass checks the same rows). Inputs in
+    ``held`` (whole tensors read once for two passes) are sliced instead of read."""
     cache: dict[tuple[int, str], torch.Tensor] = {}
     block = []
     for inp in slots:
         key = (inp.source, inp.name)
         if key not in cache:
-            t = plan.sources[inp.source].read_rows(inp.name, start, stop)
+            if held is not None and key in held:
+                t = held[key][start:stop]
+            else:
+                t = plan.sources[inp.source].read_rows(inp.name, start, stop)
             if plan.compute_dtype is not None and t.is_floating_point():
                 t = t.to(plan.compute_dtype)
             if nan is not None and t.is_floating_point() and not all_finite(t):
@@ -232,7 +249,8 @@ def _trim(threshold, equal_per_block: list[int], ties: int, blocks) -> _Trim:
     return _Trim(float(threshold), float(below), admitted)
 
 
-def _trims(plan: "MergePlan", task: "TensorTask", blocks, slots, workers: int | None = None) -> dict[int, _Trim]:
+def _trims(plan: "MergePlan", task: "TensorTask", blocks, slots, workers: int | None = None,
+           held: dict | None = None) -> dict[int, _Trim]:
     """Pass 1: each task vector's magnitude threshold over the whole tensor, as ``sparsify.top_k_mask``.
 
     A sample of rows brackets each k-th largest magnitude; one streamed pass over the blocks
@@ -257,13 +275,14 @@ def _trims(plan: "MergePlan", task: "TensorTask", blocks, slots, workers: int | 
         return trims
     picked = [slots[task.base_index]] + [slots[i] for i in selectors]
     rows = _sample_rows(task.shape[0])
-    sampled = [torch.cat([_read_block(plan, picked, r, r + 1, None, [])[j] for r in rows]) for j in range(len(picked))]
+    sampled = [torch.cat([_read_block(plan, picked, r, r + 1, None, [], held)[j] for r in rows])
+               for j in range(len(picked))]
     base = sampled[0].to(torch.float64 if sampled[0].dtype == torch.float64 else torch.float32)
     for j, selector in enumerate(selectors.values(), start=1):
         selector.bracket((sampled[j].to(base.dtype) - base).abs_().reshape(-1).numpy())
     del sampled, base
     def select(start: int, stop: int) -> None:
-        block = _read_block(plan, picked, start, stop, None, [])
+        block = _read_block(plan, picked, start, stop, None, [], held)
         base = block[0].to(torch.float64 if block[0].dtype == torch.float64 else torch.float32)
         for j, selector in enumerate(selectors.values(), start=1):
             selector.add((block[j].to(base.dtype) - base).abs_().reshape(-1).numpy(), start)
@@ -271,7 +290,8 @@ def _trims(plan: "MergePlan", task: "TensorTask", blocks, slots, workers: int | 
     each_block(select, blocks, workers)
     for i, selector in selectors.items():
         found = selector.result()
-        trims[i] = _trim(*found, blocks) if found is not None else _exact_trim(plan, task, blocks, slots, i, selector.k)
+        trims[i] = _trim(*found, blocks) if found is not None else _exact_trim(plan, task, blocks, slots, i, selector.k,
+                                                                               held)
     return trims
 
 
@@ -336,13 +356,14 @@ class _BandSelect:
         return threshold, [int(np.count_nonzero(self.values[b] == threshold)) for b in blocks], ties
 
 
-def _exact_trim(plan: "MergePlan", task: "TensorTask", blocks, slots, i: int, k: int) -> _Trim:
+def _exact_trim(plan: "MergePlan", task: "TensorTask", blocks, slots, i: int, k: int,
+                held: dict | None = None) -> _Trim:
     """The trim of task vector ``i`` from all its magnitudes at once (one float buffer)."""
     n = _numel(task)
     mags = None
     at = 0
     for start, stop in blocks:
-        pair = _read_block(plan, [slots[task.base_index], slots[i]], start, stop, None, [])
+        pair = _read_block(plan, [slots[task.base_index], slots[i]], start, stop, None, [], held)
         compute = torch.float64 if pair[0].dtype == torch.float64 else torch.float32
         d = (pair[1].to(compute) - pair[0].to(compute)).abs_().reshape(-1)
         if mags is None:
@@ -389,7 +410,7 @@ class _Drop:
 
 
 def _drops(plan: "MergePlan", task: "TensorTask", blocks, slots, kind: str, seed: int,
-           workers: int | None = None) -> dict[int, _Drop]:
+           workers: int | None = None, held: dict | None = None) -> dict[int, _Drop]:
     """Each task vector's drop; with the L1 rescale, pass 1 finds its whole-tensor factor."""
     n = _numel(task)
     cols = n // task.shape[0]
@@ -406,7 +427,7 @@ def _drops(plan: "MergePlan", task: "TensorTask", blocks, slots, kind: str, seed
         drop = _Drop(noise, position * span(n), cols, kind, density, float(mp.get("epsilon", 0.0)), rescale)
         if rescale == "l1" and density > 0:
             def norms(start: int, stop: int, i=i, drop=drop) -> tuple[float, float]:
-                pair = _read_block(plan, [slots[task.base_index], slots[i]], start, stop, None, [])
+                pair = _read_block(plan, [slots[task.base_index], slots[i]], start, stop, None, [], held)
                 delta = pair[1].float() - pair[0].float()
                 kept = delta.reshape(delta.shape[0], -1) * drop.mask(delta, start)[0]
                 return float(delta.abs().sum(dtype=torch.float64)), float(kept.abs().sum(dtype=torch.float64))
