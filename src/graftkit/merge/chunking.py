@@ -6,17 +6,19 @@ only on the inputs at that entry give the same result when run block by block: l
 passthrough, nearswap, task_arithmetic. For those, large tensors are read, checked and
 merged a block of rows at a time, straight into the output tensor.
 
-TIES also qualifies once its trim is known: a first pass over the blocks collects each
-task vector's magnitudes (one float32 buffer, freed before the merge) and finds the
-k-th largest, the same threshold and index-order tie-break as the method's own
-``top_k_mask``; the second pass applies those masks per block and merges the trimmed
-inputs with density 1 (equal to the whole-tensor merge up to float rounding).
+TIES also qualifies once its trim is known: a first pass over the blocks finds each
+task vector's k-th largest magnitude (a sampled bracket, then a count above it and the
+values inside it; see ``_trims``), the same threshold and index-order tie-break as the
+method's own ``top_k_mask``; the second pass trims each block and combines the trimmed
+deltas with the method's own ``combine_deltas`` (the same values as the whole-tensor merge).
 
 DARE and DELLA qualify the same way: their drop masks come from a ``DropNoise``
 stream addressed by element index, so a block's mask is the whole tensor's mask
 restricted to its rows, and DELLA ranks magnitudes within rows. Only mergekit's
 L1 rescale needs the whole tensor (one factor per task vector): a first pass sums
 ``|delta|`` and ``|delta * mask|`` over the blocks.
+
+Blocks are spread over threads (``each_block``), each with one torch thread.
 """
 
 from __future__ import annotations
