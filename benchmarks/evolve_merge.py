@@ -6,14 +6,16 @@ never retrained). Their encoders are exported once as BertModel folders (the lay
 the base, all-MiniLM-L6-v2) so that `graft merge` can merge them with the base.
 
 The search is graftkit.evolve's own machinery: CMA-ES, one Ray actor on a loopback-only
-local Ray, candidates merged in memory into a resident encoder. Two spaces (``--space``):
+local Ray, candidates merged in memory into a resident encoder. Spaces (``--space``):
 
-* ``regmean`` (default): RegMean as merge_quality runs it (each expert's Gram matrices on
-  ``--calibration`` train examples of its own task, per-model ``statistics`` in the
-  recipe), with per-layer-group genes for each expert's weight (range 0..2) and for
-  ``alpha`` (range 0.5..1); the search starts at the hand-tuned RegMean recipe (weights 1,
-  merge_quality's alpha for that seed), which CMA-ES scores first. So the space holds the
-  best hand-tuned method.
+* ``regmean_plus`` (default) and ``regmean``: that method as merge_quality runs it (each
+  expert's Gram matrices on ``--calibration`` train examples of its own task, per-model
+  ``statistics`` in the recipe; RegMean++ takes each block's Grams over the merged earlier
+  blocks, so every candidate recomputes them), with per-layer-group genes for each
+  expert's weight (range 0..2) and for ``alpha`` (range 0.5..1), plus the genes of
+  ``--filters`` (default: the pooler's own alpha); the search starts at that method's
+  hand-tuned recipe (weights 1, merge_quality's alpha for that seed), which CMA-ES scores
+  first. So the space holds the hand-tuned method.
 * ``task_arithmetic``: per-layer-group, per-expert task-arithmetic weights (the
   layer-wise merging of AdaMerging and Sakana's parameter space), started at the centre.
 
@@ -25,13 +27,14 @@ The selected recipe (``OUT/merged``, written by `graft merge` from the best reci
 then scored on the test splits with merge_quality's own evaluator (same test subsets,
 same max length), next to every hand-tuned method of merge_quality, whose settings were
 chosen on validation there. The hand-tuned numbers are read from
-benchmarks/results/merge_quality.json when its settings equal this run's (the best
-method's test accuracy is recomputed here with merge_quality's code as a check) and
-recomputed with merge_quality.run_seed otherwise.
+benchmarks/results/merge_quality.json, now or in an earlier commit, when its settings equal
+this run's; methods missing there (added to merge_quality's grid since) are computed with
+merge_quality.run_seed and cached (see ``hand_tuned``). The best method's test accuracy is
+recomputed here with merge_quality's code as a check.
 
 Goal (issue 9): evolved >= best hand-tuned + 1 point mean test accuracy.
 
-    nice -n 10 timeout 5400 .venv/bin/python benchmarks/evolve_merge.py --seeds 0,1
+    nice -n 10 timeout 5400 .venv/bin/python benchmarks/evolve_merge.py --seeds 0,1,2 --search-val 300
 
 Each seed's row is also kept in its run folder; ``--reuse`` takes finished rows from there
 (so seeds can run in separate processes and be combined afterwards).

@@ -98,7 +98,7 @@ def test_search_scores_the_start_point_first(family, tmp_path):
     ({"ranges": {"weight": [0, 2]}}, "'alpha' has no range"),
     ({"start": {"alpha": 1.5}}, "outside its range"),
     ({"start": {"density": 0.5}}, "not searched"),
-    ({"method": "ties", "global_params": []}, "per-model statistics are for fisher and regmean"),
+    ({"method": "ties", "global_params": []}, "per-model statistics are for fisher, regmean, regmean_plus"),
     ({"space": "both"}, "need the parameters space"),
 ])
 def test_bad_regmean_spaces_are_config_errors(change, match, tmp_path):
