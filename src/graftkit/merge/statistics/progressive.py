@@ -11,7 +11,7 @@ streaming merge afterwards reproduces the block-by-block merge tensor for tensor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import torch
 from torch import nn
@@ -19,7 +19,7 @@ from torch import nn
 from graftkit.errors import DataError
 from graftkit.merge.statistics.calibration import Calibration
 from graftkit.merge.statistics.gram import compute_grams
-from graftkit.merge.statistics.store import ModelStatistics
+from graftkit.merge.statistics.store import ModelStatistics, match_up_to_prefix
 from graftkit.progress import track
 
 MergeGroup = Callable[[list[str], list[ModelStatistics | None]], dict[str, torch.Tensor]]
@@ -36,14 +36,9 @@ def block_order(names: Sequence[str], layer_of: Callable[[str], int | None],
     return [keyed[k] for k in sorted(keyed)]
 
 
-def _match(names: Sequence[str], candidates: Sequence[str]) -> dict[str, str]:
+def _match(names: Sequence[str], candidates: Collection[str]) -> dict[str, str]:
     """``name -> candidate`` where the two are equal up to a leading prefix (``bert.x`` vs ``x``)."""
-    found = {}
-    for name in names:
-        hits = [c for c in candidates if c == name or c.endswith("." + name) or name.endswith("." + c)]
-        if len(hits) == 1:
-            found[name] = hits[0]
-    return found
+    return {name: hit for name in names if (hit := match_up_to_prefix(name, candidates)) is not None}
 
 
 def progressive_grams(
@@ -72,7 +67,7 @@ def progressive_grams(
     linears = {i: {n + ".weight": n for n, m in models[i].named_modules() if isinstance(m, nn.Linear)} for i in present}
     for group in track(list(groups), "progressive grams (RegMean++)"):
         for i in present:
-            wanted = _match(list(group), list(linears[i]))
+            wanted = _match(list(group), linears[i])
             if not wanted:
                 continue
             only = {linears[i][key] for key in wanted.values()}
@@ -84,6 +79,6 @@ def progressive_grams(
         merged = merge_group(list(group), statistics)
         with torch.no_grad():
             for i in present:
-                for name, target in _match(list(merged), list(params[i])).items():
+                for name, target in _match(list(merged), params[i]).items():
                     params[i][target].copy_(merged[name].to(params[i][target].dtype))
     return [ModelStatistics("gram", grams[i], {"progressive": "1"}) if i in grams else None for i in range(len(models))]

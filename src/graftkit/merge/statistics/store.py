@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,15 @@ def cache_key(kind: str, model_path: str | Path, calibration_key: str, settings:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
+def match_up_to_prefix(key: str, candidates: Collection[str]) -> str | None:
+    """``key`` itself, or the one candidate that equals it up to a leading prefix
+    (``bert.encoder...`` vs ``encoder...``); None when there is none or several."""
+    if key in candidates:
+        return key
+    matches = [c for c in candidates if c.endswith("." + key) or key.endswith("." + c)]
+    return matches[0] if len(matches) == 1 else None
+
+
 @dataclass
 class ModelStatistics:
     """One model's statistics: ``kind`` "fisher" (keyed by parameter name) or
@@ -66,12 +76,7 @@ class ModelStatistics:
         return float(self.metadata["fisher_norm"])
 
     def _find(self, key: str) -> str | None:
-        """``key`` itself, or the one stored key that equals it up to a leading prefix
-        (``bert.encoder...`` vs ``encoder...``)."""
-        if key in self.tensors:
-            return key
-        matches = [k for k in self.tensors if k.endswith("." + key) or key.endswith("." + k)]
-        return matches[0] if len(matches) == 1 else None
+        return match_up_to_prefix(key, self.tensors)
 
     def lookup(self, tensor_name: str) -> dict[str, Any]:
         """The extra per-model inputs for the weight ``tensor_name``, to merge into
