@@ -83,16 +83,22 @@ def attach_statistics(plan: "MergePlan") -> list[Any]:
         return [None] * len(plan.sources)
     if "progressive" in plan.method.statistics:
         return progressive_statistics(plan)
-    stats = []
+    return [None if entry is None else statistics_for(kind, entry[0], entry[2], batch_size=entry[1].batch_size,
+                                                      max_length=entry[1].max_length)
+            for entry in _calibrated_sources(plan)]
+
+
+def _calibrated_sources(plan: "MergePlan") -> list[tuple[Any, Any, Any] | None]:
+    """Per source: (model folder, its statistics settings, its calibration set), or None for a base without data."""
+    entries = []
     for src, settings in zip(plan.sources, model_settings(plan)):
         if settings is None:
-            stats.append(None)
+            entries.append(None)
             continue
         if src.checkpoint.folder is None:
             raise MergeError(f"{src.label}: statistics need an HF model folder, not a single weight file")
-        stats.append(statistics_for(kind, src.checkpoint.folder, _calibration(settings),
-                                    batch_size=settings.batch_size, max_length=settings.max_length))
-    return stats
+        entries.append((src.checkpoint.folder, settings, _calibration(settings)))
+    return entries
 
 
 def progressive_statistics(plan: "MergePlan", seed: int = 0) -> list[Any]:
@@ -110,21 +116,13 @@ def progressive_statistics(plan: "MergePlan", seed: int = 0) -> list[Any]:
     if plan.config.slices:
         raise MergeError(f"merge method '{plan.method.name}' merges whole models block by block; it takes "
                          "'models:', not 'slices:'", hint="use 'regmean' for slice merges")
-    settings = model_settings(plan)
+    entries = _calibrated_sources(plan)
     models, tokenizers, calibrations = [], [], []
-    for src, setting in zip(plan.sources, settings):
-        if setting is None:
-            models.append(None)
-            tokenizers.append(None)
-            calibrations.append(None)
-            continue
-        if src.checkpoint.folder is None:
-            raise MergeError(f"{src.label}: statistics need an HF model folder, not a single weight file")
-        calibration = _calibration(setting)
-        model, tokenizer = load_for_statistics(src.checkpoint.folder, "gram", calibration)
-        models.append(model.eval())
+    for entry in entries:
+        model, tokenizer = (None, None) if entry is None else load_for_statistics(entry[0], "gram", entry[2])
+        models.append(None if model is None else model.eval())
         tokenizers.append(tokenizer)
-        calibrations.append(calibration)
+        calibrations.append(None if entry is None else entry[2])
     tasks = {task.name: task for task in plan.tasks}
     architecture = plan.sources[plan.reference].checkpoint.architecture
     groups = block_order(list(tasks), architecture.layer_of, is_pre_layer)
@@ -136,6 +134,6 @@ def progressive_statistics(plan: "MergePlan", seed: int = 0) -> list[Any]:
             merged[name] = merge_task(plan, task, load_inputs(plan, task, "warn", []), seed, statistics)
         return merged
 
-    first = next(s for s in settings if s is not None)
+    first = next(entry[1] for entry in entries if entry is not None)
     return progressive_grams(models, calibrations, tokenizers, groups, merge_group,
                              batch_size=first.batch_size, max_length=first.max_length)
