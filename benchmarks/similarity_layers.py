@@ -30,7 +30,7 @@ from graftkit.progress import set_quiet  # noqa: E402
 from graftkit.similarity import capture  # noqa: E402
 from graftkit.similarity.matrix import LayerSimilarity, similarity_matrix  # noqa: E402
 from graftkit.similarity.models import load_text_model  # noqa: E402
-from graftkit.similarity.texts import TextBatches, length_order  # noqa: E402
+from graftkit.similarity.texts import TextBatches  # noqa: E402
 
 MODELS = {"minilm6": "all-MiniLM-L6-v2", "minilm3": "paraphrase-MiniLM-L3-v2", "mpnet": "all-mpnet-base-v2"}
 PAIRS = [("minilm6", "minilm3"), ("minilm6", "mpnet")]
@@ -55,13 +55,12 @@ def main() -> None:
     args = parser.parse_args()
     set_quiet(True)
     texts = random.Random(args.seed).sample(list(load_dataset("sst2").test.texts), args.n)
-    texts = [texts[i] for i in length_order(texts)]
 
     acts, widths, capture_s = {}, {}, {}
     for key, name in MODELS.items():
         tm = load_text_model(name)
         start = time.perf_counter()
-        acts[key] = capture(tm.model, TextBatches(tm.tokenizer, texts, args.batch_size, 128),
+        acts[key] = capture(tm.model, TextBatches(tm.tokenizer, texts, args.batch_size, 128, order="length"),
                             layers="all", pooling="mean", description=f"capturing {name}")
         capture_s[key] = round(time.perf_counter() - start, 2)
         widths[key] = int(tm.model.config.hidden_size)

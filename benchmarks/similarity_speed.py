@@ -70,7 +70,8 @@ from graftkit.similarity import capture  # noqa: E402
 from graftkit.similarity.cca import cca_r2, pwcca, svcca  # noqa: E402
 from graftkit.similarity.cka import debiased_cka, linear_cka, rbf_cka  # noqa: E402
 from graftkit.similarity.matrix import similarity_matrix  # noqa: E402
-from graftkit.similarity.metrics import chunk_grams, minibatch_cka  # noqa: E402
+from graftkit.similarity.metrics import minibatch_cka  # noqa: E402
+from graftkit.similarity.symmetric import chunk_grams  # noqa: E402
 from graftkit.similarity.models import load_text_model  # noqa: E402
 from graftkit.similarity.precision import FLOAT32_TOLERANCE  # noqa: E402
 from graftkit.similarity.procrustes import procrustes_similarity  # noqa: E402

@@ -107,7 +107,7 @@ def test_nan_is_still_refused_by_the_fast_finiteness_check():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_chunk_grams_equal_the_general_product_and_leave_inputs_alone(dtype):
-    from graftkit.similarity.metrics import chunk_grams
+    from graftkit.similarity.symmetric import chunk_grams
 
     chunks = torch.randn(3, 9, 5, generator=torch.Generator().manual_seed(0), dtype=dtype)
     grams = chunk_grams(chunks)

@@ -21,6 +21,7 @@ import torch
 from graftkit.errors import DataError
 from graftkit.similarity.checks import centered, pair
 from graftkit.similarity.precision import product_dtype
+from graftkit.similarity.symmetric import column_gram
 
 
 def _zero_variance(name: str | None) -> DataError:
@@ -61,8 +62,8 @@ def linear_cka(
     n = x.shape[0]
     if debiased:
         xty = torch.linalg.matrix_norm(y.T @ x) ** 2
-        xtx = torch.linalg.matrix_norm(x.T @ x) ** 2
-        yty = torch.linalg.matrix_norm(y.T @ y) ** 2
+        xtx = torch.linalg.matrix_norm(column_gram(x)) ** 2
+        yty = torch.linalg.matrix_norm(column_gram(y)) ** 2
         rows_x, rows_y = (x * x).sum(1), (y * y).sum(1)
         sq_x, sq_y = rows_x.sum(), rows_y.sum()
         cross = _debias(xty, rows_x, rows_y, sq_x, sq_y, n)
@@ -71,8 +72,8 @@ def linear_cka(
         return _ratio(cross, norm_x, norm_y, names)
     if n > min(x.shape[1], y.shape[1]):
         cross = torch.linalg.matrix_norm(y.T @ x) ** 2
-        norm_x = torch.linalg.matrix_norm(x.T @ x)
-        norm_y = torch.linalg.matrix_norm(y.T @ y)
+        norm_x = torch.linalg.matrix_norm(column_gram(x))
+        norm_y = torch.linalg.matrix_norm(column_gram(y))
         return _ratio(cross, norm_x, norm_y, names)
     return cka_from_grams(x @ x.T, y @ y.T, names=names)
 

@@ -24,9 +24,10 @@ from graftkit.progress import progress_bar
 from graftkit.similarity.capture import Activations, LayerRecorder, capture
 from graftkit.similarity.checks import as_features, centered
 from graftkit.similarity.cka import _zero_variance
-from graftkit.similarity.metrics import chunk_grams, get_metric
+from graftkit.similarity.metrics import get_metric
 from graftkit.similarity.models import TextModel, load_text_model
 from graftkit.similarity.streaming import MinibatchCKA
+from graftkit.similarity.symmetric import chunk_grams, column_gram
 from graftkit.similarity.texts import TextBatches
 
 GRAM_MEMORY_BYTES = 768 * 2**20  # float64 Gram matrices held at once by the linear CKA path
@@ -73,8 +74,8 @@ def _linear_cka_matrix(a: dict[str, Any], b: dict[str, Any], same: bool, advance
                 out[start : start + len(chunk), j] = ga @ g
                 advance(len(chunk))
         return out.clamp_(0.0, 1.0)
-    self_a = {k: torch.linalg.matrix_norm(v.T @ v) for k, v in xa.items()}
-    self_b = self_a if same else {k: torch.linalg.matrix_norm(v.T @ v) for k, v in xb.items()}
+    self_a = {k: torch.linalg.matrix_norm(column_gram(v)) for k, v in xa.items()}
+    self_b = self_a if same else {k: torch.linalg.matrix_norm(column_gram(v)) for k, v in xb.items()}
     for k, v in list(self_a.items()) + list(self_b.items()):
         if float(v) <= 0.0:
             raise _zero_variance(k)

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from graftkit.errors import ConfigError, DataError
@@ -25,6 +24,7 @@ from graftkit.similarity import rsa as _rsa
 from graftkit.similarity.checks import as_features, centered, pair
 from graftkit.similarity.precision import product_dtype
 from graftkit.similarity.streaming import paired_hsic
+from graftkit.similarity.symmetric import chunk_grams
 
 
 @dataclass(frozen=True)
@@ -125,22 +125,6 @@ def _centered_chunks(chunks: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     if out.data_ptr() == chunks.data_ptr():
         return out - out.mean(dim=1, keepdim=True)
     return out.sub_(out.mean(dim=1, keepdim=True))
-
-
-def chunk_grams(chunks: torch.Tensor) -> torch.Tensor:
-    """The Gram matrix of every chunk, (B, b, d) -> (B, b, b).
-
-    On the CPU numpy's matmul of a matrix with its own transpose calls BLAS syrk, which
-    computes one triangle (half the multiply-adds of torch.bmm's general product; measured
-    on 39 chunks of 256 x 768 float32: 30 ms vs 45 ms on one thread).
-    """
-    if chunks.device.type != "cpu":
-        return torch.bmm(chunks, chunks.transpose(1, 2))
-    a = chunks.detach().contiguous().numpy()
-    out = np.empty((a.shape[0], a.shape[1], a.shape[1]), dtype=a.dtype)
-    for i in range(a.shape[0]):
-        np.matmul(a[i], a[i].T, out=out[i])
-    return torch.from_numpy(out)
 
 
 def _raw(x: Any, name: str | None) -> _Named:

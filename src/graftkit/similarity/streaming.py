@@ -19,6 +19,7 @@ import torch
 
 from graftkit.errors import DataError, ShapeMismatchError
 from graftkit.similarity.checks import as_features, pair
+from graftkit.similarity.symmetric import column_gram
 
 
 class GramAccumulator:
@@ -34,7 +35,7 @@ class GramAccumulator:
         x, y = pair(x, y, self.names, dtype=self.dtype, min_samples=1)
         if self._xx is None:
             self._sx, self._sy = x.sum(0), y.sum(0)
-            self._xx, self._yy, self._xy = x.T @ x, y.T @ y, x.T @ y
+            self._xx, self._yy, self._xy = column_gram(x), column_gram(y), x.T @ y
         else:
             if x.shape[1] != self._xx.shape[0] or y.shape[1] != self._yy.shape[0]:
                 raise ShapeMismatchError(
@@ -43,8 +44,8 @@ class GramAccumulator:
                 )
             self._sx += x.sum(0)
             self._sy += y.sum(0)
-            self._xx += x.T @ x
-            self._yy += y.T @ y
+            self._xx += column_gram(x)
+            self._yy += column_gram(y)
             self._xy += x.T @ y
         self.n += x.shape[0]
 
