@@ -118,3 +118,19 @@ def test_chunk_grams_equal_the_general_product_and_leave_inputs_alone(dtype):
     minibatch_cka(x, x * 2.0, batch_size=8, precision="float32")
     minibatch_cka(x, x * 2.0, batch_size=8, precision="float64")
     assert torch.equal(x, before)  # chunks are centered on copies
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_column_gram_equals_the_general_product_for_any_layout(dtype):
+    from graftkit.similarity.symmetric import column_gram
+
+    x = torch.randn(30, 7, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    for view in (x, x[::2], x.T.contiguous().T):  # contiguous, strided rows, column-major
+        gram = column_gram(view)
+        torch.testing.assert_close(gram, view.T @ view)
+        torch.testing.assert_close(gram, gram.T, rtol=0, atol=0)  # both triangles filled
+    w = x.clone().requires_grad_(True)  # autograd keeps the torch product
+    column_gram(w).sum().backward()
+    assert w.grad is not None
+    half = torch.randn(10, 3).half()
+    torch.testing.assert_close(column_gram(half), half.T @ half)
