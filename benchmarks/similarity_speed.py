@@ -122,6 +122,64 @@ def plain_forward(model, tokenizer, texts: list[str], batch_size: int = 32) -> l
     return [np.concatenate(p).astype(np.float64) for p in per_layer]
 
 
+def gemm_probe(rows: int = 2048, d_in: int = 768, d_out: int = 3072, repeats: int = 20) -> float:
+    """Best-of float32 GFLOP/s of one Linear of the forward's shape on this machine (torch's BLAS, its threads)."""
+    x, layer = torch.randn(rows, d_in), torch.nn.Linear(d_in, d_out)
+    best = float("inf")
+    with torch.inference_mode():
+        layer(x)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            layer(x)
+            best = min(best, time.perf_counter() - start)
+    return 2 * rows * d_in * d_out / best / 1e9
+
+
+def avx2_fma_peak_gflops() -> float | None:
+    """Theoretical float32 peak of this machine's cores: clock x 32 flops per cycle (two 256-bit FMA
+    pipes, as on Haswell and later and on Zen 2 and later); None where /proc/cpuinfo says no AVX2+FMA."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    flags = next((line for line in info.splitlines() if line.startswith("flags")), "").split()
+    mhz = [float(line.split(":")[1]) for line in info.splitlines() if line.startswith("cpu MHz")]
+    if "avx2" not in flags or "fma" not in flags or not mhz:
+        return None
+    return round(len(os.sched_getaffinity(0)) * max(mhz) / 1000 * 32, 1)
+
+
+def forward_compute_floor(model: torch.nn.Module, batches, bare_wall: float) -> dict:
+    """The float32 work of one pass over ``batches`` and the GEMM rate the 60 s goal would need.
+
+    Multiply-adds: every Linear of the encoder on every padded position, the pooler once per
+    text, and attention's two L x L x d products per sequence and layer.
+    """
+    positions = sum(int(b["input_ids"].numel()) for b in batches)
+    sequences = sum(int(b["input_ids"].shape[0]) for b in batches)
+    square = sum(int(b["input_ids"].shape[0]) * int(b["input_ids"].shape[1]) ** 2 for b in batches)
+    linear = pooled = 0
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            if "pooler" in name:
+                pooled += module.in_features * module.out_features
+            else:
+                linear += module.in_features * module.out_features
+    cfg = model.config
+    macs = positions * linear + sequences * pooled + 2 * square * cfg.hidden_size * cfg.num_hidden_layers
+    probe = gemm_probe(d_in=cfg.hidden_size, d_out=cfg.intermediate_size)
+    peak = avx2_fma_peak_gflops()
+    return {"avx2_fma_peak_gflops_per_s": peak,"forward_gflop": round(2 * macs / 1e9, 1),
+            "bare_forward_gflops_per_s": round(2 * macs / bare_wall / 1e9, 1),
+            "gflops_per_s_for_60_s_forward_alone": round(2 * macs / 60 / 1e9, 1),
+            "gemm_probe_gflops_per_s": round(probe, 1),
+            "note": "float32 multiply-adds of one pass (Linear layers on every padded position, pooler per "
+                    "text, attention products); gemm_probe: best-of-20 rate of one 2048-row Linear "
+                    f"{cfg.hidden_size}->{cfg.intermediate_size} on this machine with {torch.get_num_threads()} "
+                    "threads; avx2_fma_peak_gflops_per_s: cores x clock x 32 (two 256-bit FMA pipes). A forward "
+                    "pass faster than 60 s needs the rate in gflops_per_s_for_60_s_forward_alone."}
+
+
 def part_matrix(n: int, batch_size: int, anchor_texts: int, anchor_pairs: int, char_order_too: bool) -> dict:
     """What ``layer_similarity(MODEL, MODEL, texts)`` does, step by step, so the activations stay
     available for the numpy check: load, length-sorted batches, capture, 12 x 12 linear CKA."""
@@ -144,6 +202,7 @@ def part_matrix(n: int, batch_size: int, anchor_texts: int, anchor_pairs: int, c
         with torch.inference_mode():
             for batch in batches:
                 tm.model(**batch)
+    floor = forward_compute_floor(tm.model, batches, bare.wall)
     by_chars = TextBatches(tm.tokenizer, texts, batch_size, 128, order=length_order(texts))
     padded = {"token_order": sum(int(b["input_ids"].numel()) for b in batches),
               "character_order": sum(int(b["input_ids"].numel()) for b in by_chars)}
@@ -162,6 +221,7 @@ def part_matrix(n: int, batch_size: int, anchor_texts: int, anchor_pairs: int, c
         "bare_forward": {"wall_s": round(bare.wall, 2), "cpu_s": round(bare.cpu, 2), "load_avg_end": bare.load,
                          "note": "same length-sorted batches through the bare model (no hidden states, no "
                                  "pooling, no metric): the floor for any exact pipeline"},
+        "compute_floor": floor,
         "tokens": int(sum(len(t) for t in tm.tokenizer(texts, truncation=True, max_length=128)["input_ids"])),
         "padded_positions": padded,
         "order": "each batch of texts sorted by token count (TextBatches(order='length')); rows put back "
@@ -337,6 +397,11 @@ def main() -> None:
                      f"{'not assessed' if m['sentences'] < 2000 else 'met' if m['graftkit']['wall_s'] <= 60 else 'NOT met'}); bare forward of the same "
                      f"batches {bare.get('wall_s', 'not measured')} s ({m.get('padded_positions', {}).get('token_order', '?')} "
                      f"padded positions for {m['tokens']} tokens)"
+                     + (f"; the forward's {m['compute_floor']['forward_gflop']} GFLOP in 60 s would need "
+                        f"{m['compute_floor']['gflops_per_s_for_60_s_forward_alone']} GFLOP/s, the bare forward runs "
+                        f"at {m['compute_floor']['bare_forward_gflops_per_s']}, a lone Linear of its shape at "
+                        f"{m['compute_floor']['gemm_probe_gflops_per_s']} (theoretical peak "
+                        f"{m['compute_floor']['avx2_fma_peak_gflops_per_s']})" if "compute_floor" in m else "")
                      + (f"; capture with character-sorted batches {m['character_order_capture']['wall_s']} s"
                         if "character_order_capture" in m else "")
                      + f"; plain pipeline est. "
