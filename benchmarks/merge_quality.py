@@ -54,15 +54,15 @@ RESULTS_LINE_KEY = "merge_quality"
 # Grids searched on validation; weights are 1 for every expert.
 GRIDS: dict[str, list[dict]] = {
     "linear": [{}],
-    "task_arithmetic": [{"lambda": x} for x in (0.4, 0.7, 1.0)],
-    "ties": [{"density": 0.2, "lambda": 1.0}, {"density": 0.5, "lambda": 1.0}, {"density": 0.2, "lambda": 1.5}],
-    "dare_ties": [{"density": 0.5, "lambda": x} for x in (0.5, 0.8)],
+    "task_arithmetic": [{"lambda": x} for x in (0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0)],
+    "ties": [{"density": d, "lambda": x} for d in (0.1, 0.2, 0.3, 0.5) for x in (0.8, 1.0, 1.2, 1.5)],
+    "dare_ties": [{"density": d, "lambda": x} for d in (0.3, 0.5) for x in (0.5, 0.8, 1.0)],
     "breadcrumbs": [{"density": 0.9, "lambda": x} for x in (0.5, 0.8)],
     "della": [{"density": 0.5, "epsilon": 0.1, "lambda": x} for x in (1.0, 1.5)],
     "model_stock": [{}],
     "fisher": [{}],
-    "regmean": [{"alpha": a} for a in (0.7, 0.95)],
-    "regmean_plus": [{"alpha": a} for a in (0.7, 0.95)],
+    "regmean": [{"alpha": a} for a in (0.5, 0.7, 0.9, 0.95, 1.0)],
+    "regmean_plus": [{"alpha": a} for a in (0.5, 0.7, 0.9, 0.95, 1.0)],
 }
 PER_MODEL_KEYS = ("density", "epsilon", "gamma")
 
