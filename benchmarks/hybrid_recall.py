@@ -1,17 +1,20 @@
-"""Associative recall at ~1k tokens with SmolLM2-135M frozen: hybrid vs equal-size LoRA vs base.
+"""Associative recall at 1-2k tokens with SmolLM2-135M frozen: hybrid vs equal-size LoRA vs base.
 
 Each sequence lists PAIRS key=value pairs (" key = value ," as 4 tokens; keys and values are
 single-token English words drawn from disjoint pools, keys unique within the sequence), then
 asks QUERIES of those keys again in the same format: the model must produce the value of a
-key seen up to ~1000 tokens earlier. Accuracy = argmax over the whole vocabulary equals the
-value token, at every query. Training (equal for both: same sequences, steps, lr) uses the
+key seen up to ~1900 tokens earlier (1,984 tokens per sequence). Accuracy = argmax over the
+whole vocabulary equals the value token, at every query. Training (equal for both: same
+sequences, steps, lr and warmup, through graftkit.hybrid.trainer.make_optimizer) uses the
 cross-entropy of the query values only. The hybrid (SSD branches, <= 2% trainable) and LoRA
 (q_proj/v_proj, rank chosen for the same trainable count) are trained from the same frozen
 base; the base is evaluated untrained. Gate means of the hybrid are recorded separately on
 context tokens and on query tokens. Goal (issue 8): the hybrid beats equal-size LoRA.
 
-Run: nice -n 10 timeout 3600 .venv/bin/python benchmarks/hybrid_recall.py [STEPS] [EVAL_SEQS]
-(GRAFTKIT_BENCH_THREADS sets torch threads; default 2)
+Run: nice -n 10 timeout 5400 .venv/bin/python benchmarks/hybrid_recall.py [STEPS] [EVAL_SEQS]
+(GRAFTKIT_BENCH_THREADS sets torch threads; default 2). EVAL_SEQS defaults to the fewest
+sequences with >= 768 queries; EVAL_SEQS 0 only trains both and prints their losses (a quick
+check of the first steps; nothing is written).
 """
 
 from __future__ import annotations
@@ -25,12 +28,16 @@ import torch
 from hybrid_common import write
 
 from graftkit.hybrid import HybridConfig, HybridModel, SSMConfig, load_base
+from graftkit.hybrid.trainer import TrainSettings, make_optimizer
 
-PAIRS = 200
-QUERIES = 48
-POOL = 400  # words per pool (keys, values)
+PAIRS = 400
+QUERIES = 96
+TOKENS = 4 * (PAIRS + QUERIES)  # 1,984: the issue asks for 1-2k tokens
+POOL = 600  # words per pool (keys, values); keys are unique within a sequence, so POOL >= PAIRS
+EVAL_QUERIES = 768  # at least this many held-out queries
 LAYERS = [10, 20]
 LR = 1e-3
+WARMUP = 10  # linear lr warmup steps, for both adapters
 GATE_BIAS = 0.0  # anchored blend (out = attn + g * ssm): starts equal to the base for any bias; g = 0.5 trains faster
 
 
@@ -72,7 +79,8 @@ def query_loss_and_hits(model, seq: torch.Tensor) -> tuple[torch.Tensor, torch.T
 
 
 def train(model, params, sequences: list[torch.Tensor], name: str) -> list[float]:
-    opt = torch.optim.AdamW(params, lr=LR, weight_decay=0.0)
+    """One step per sequence; the schedule comes from make_optimizer, identical for every adapter."""
+    opt, scheduler = make_optimizer(params, TrainSettings(steps=len(sequences), lr=LR, warmup_steps=WARMUP))
     losses = []
     model.train()
     for step, seq in enumerate(sequences):
@@ -80,9 +88,9 @@ def train(model, params, sequences: list[torch.Tensor], name: str) -> list[float
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        scheduler.step()
         losses.append(float(loss.detach()))
-        if (step + 1) % 10 == 0:
-            print(f"{name} step {step + 1}/{len(sequences)} loss {sum(losses[-10:]) / 10:.3f}", flush=True)
+        print(f"{name} step {step + 1}/{len(sequences)} loss {losses[-1]:.3f} ({time.strftime('%H:%M:%S')})", flush=True)
     model.eval()
     return losses
 
@@ -116,7 +124,8 @@ def gate_means(hybrid: HybridModel, sequences: list[torch.Tensor]) -> dict[str, 
 
 def main() -> None:
     steps = int(sys.argv[1]) if len(sys.argv) > 1 else 30
-    n_eval = int(sys.argv[2]) if len(sys.argv) > 2 else 16
+    assert PAIRS <= POOL and QUERIES <= PAIRS and 1000 <= TOKENS <= 2000
+    n_eval = int(sys.argv[2]) if len(sys.argv) > 2 else -(-EVAL_QUERIES // QUERIES)
     torch.set_num_threads(int(os.environ.get("GRAFTKIT_BENCH_THREADS", "2")))
     torch.manual_seed(0)
     start = time.perf_counter()
@@ -125,16 +134,18 @@ def main() -> None:
     g_train, g_eval = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
     train_seqs = [make_sequence(keys, values, eq, comma, g_train) for _ in range(steps)]
     eval_seqs = [make_sequence(keys, values, eq, comma, g_eval) for _ in range(n_eval)]
-    acc = {"base": evaluate(base, eval_seqs)}
-    print(f"base {acc['base']:.3f}", flush=True)
+    check = n_eval == 0
+    acc = {} if check else {"base": evaluate(base, eval_seqs)}
+    print(f"base {acc.get('base', float('nan')):.3f}", flush=True)
 
     config = HybridConfig(layers=LAYERS, ssm=SSMConfig(kind="ssd", d_state=16, expand=1, head_dim=64), gate_bias=GATE_BIAS)
     hybrid = HybridModel(base, config)
     counts = hybrid.parameter_counts()
     losses = {"hybrid": train(hybrid, hybrid.trainable_parameters(), train_seqs, "hybrid")}
-    acc["hybrid"] = evaluate(hybrid, eval_seqs)
-    gates = gate_means(hybrid, eval_seqs[:4])
-    print(f"hybrid {acc['hybrid']:.3f} gates {gates}", flush=True)
+    if not check:
+        acc["hybrid"] = evaluate(hybrid, eval_seqs)
+        gates = gate_means(hybrid, eval_seqs[:4])
+        print(f"hybrid {acc['hybrid']:.3f} gates {gates}", flush=True)
     del hybrid, base
 
     from peft import LoraConfig, get_peft_model
@@ -146,15 +157,21 @@ def main() -> None:
     lora = get_peft_model(base, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], lora_dropout=0.0))
     lora_params = [p for p in lora.parameters() if p.requires_grad]
     losses["lora"] = train(lora, lora_params, train_seqs, "lora")
+    first10 = {k: sum(v[:10]) / len(v[:10]) for k, v in losses.items()}
+    print(f"mean loss over the first 10 steps: {first10}", flush=True)
+    if check:
+        return
     acc["lora"] = evaluate(lora, eval_seqs)
     print(f"lora {acc['lora']:.3f}", flush=True)
 
     met = acc["hybrid"] > acc["lora"]
     n_lora = sum(p.numel() for p in lora_params)
     write("hybrid_recall", {
-        "task": {"pairs": PAIRS, "queries": QUERIES, "tokens_per_sequence": 4 * (PAIRS + QUERIES), "pool": POOL,
+        "task": {"pairs": PAIRS, "queries": QUERIES, "tokens_per_sequence": TOKENS, "pool": POOL,
                  "format": "' key = value ,' (4 single tokens per pair)"},
-        "settings": {"steps": steps, "batch_size": 1, "lr": LR, "eval_sequences": n_eval,
+        "settings": {"steps": steps, "batch_size": 1, "lr": LR, "warmup_steps": WARMUP,
+                     "schedule": "linear warmup lr*(i+1)/warmup_steps, then constant (same for both)",
+                     "eval_sequences": n_eval,
                      "eval_queries": n_eval * QUERIES, "hybrid": config.to_dict()},
         "trainable": {"hybrid": counts["hybrid"], "hybrid_fraction": counts["trainable_fraction"], "lora": n_lora,
                       "lora_rank": rank},
@@ -162,7 +179,8 @@ def main() -> None:
         "loss_first_last10": {k: [sum(v[:10]) / len(v[:10]), sum(v[-10:]) / len(v[-10:])] for k, v in losses.items()},
         "goal_met": met, "seconds": time.perf_counter() - start},
         f"SmolLM2-135M-Instruct frozen, associative recall ({PAIRS} key=value pairs then {QUERIES} queries, "
-        f"{4 * (PAIRS + QUERIES)} tokens; {n_eval * QUERIES} eval queries) after {steps} steps x 1 sequence: "
+        f"{TOKENS} tokens; {n_eval * QUERIES} eval queries) after {steps} steps x 1 sequence "
+        f"(lr {LR}, {WARMUP} warmup steps, same for both): "
         f"base {100 * acc['base']:.1f}%, hybrid SSD layers {LAYERS} ({counts['hybrid']:,} trainable, "
         f"{100 * counts['trainable_fraction']:.2f}%) {100 * acc['hybrid']:.1f}%, LoRA r={rank} ({n_lora:,}) "
         f"{100 * acc['lora']:.1f}%; goal hybrid > LoRA: {'met' if met else 'NOT met'}")

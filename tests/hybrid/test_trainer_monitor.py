@@ -60,3 +60,25 @@ def test_monitoring_reports_gates_memory_and_health(tmp_path):
     with torch.no_grad():
         model.branches["0"].ssm.D.fill_(float("nan"))
     assert not health_report(model)["healthy"]
+
+
+def test_warmup_ramps_the_lr_linearly_then_holds_it(monkeypatch):
+    from graftkit.hybrid import trainer
+
+    seen = []
+    real_step = torch.optim.AdamW.step
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    model = _hybrid()
+    train_hybrid(model, TEXT, ByteTok(), TrainSettings(steps=6, seq_len=16, batch_size=1, lr=1e-3, warmup_steps=4))
+    assert seen == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    seen.clear()
+    train_hybrid(model, TEXT, ByteTok(), TrainSettings(steps=3, seq_len=16, batch_size=1, lr=1e-3))
+    assert seen == pytest.approx([1e-3] * 3)
+    assert [trainer.warmup_factor(i, 2) for i in range(3)] == [0.5, 1.0, 1.0]
+    with pytest.raises(HybridError, match="warmup_steps"):
+        train_hybrid(model, TEXT, ByteTok(), TrainSettings(steps=3, seq_len=16, warmup_steps=-1))

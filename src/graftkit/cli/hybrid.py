@@ -53,6 +53,7 @@ def train(
     seq_len: int = typer.Option(256, "--seq-len"),
     batch_size: int = typer.Option(4, "--batch-size"),
     lr: float = typer.Option(1e-3, "--lr"),
+    warmup_steps: int = typer.Option(0, "--warmup-steps", help="Linear lr warmup over the first N steps (lr * (i+1)/N), then constant lr; steadies a fresh branch's first updates."),
     ssm: str = typer.Option("ssd", "--ssm", help="ssd (Mamba-2 style, one decay per head: the fastest scan, the default), selective (Mamba-style, one decay per channel and state) or s4d (diagonal, time-invariant)."),
     d_state: int = typer.Option(16, "--d-state"),
     memory_slots: int = typer.Option(0, "--memory-slots", help="Memory bank slots per layer (0: no memory)."),
@@ -75,10 +76,12 @@ def train(
     config = HybridConfig(layers=_layers(layers), ssm=SSMConfig(kind=ssm, d_state=d_state), gate_bias=gate_bias,
                           memory=MemoryConfig(slots=memory_slots, product_keys=product_keys) if memory_slots else None)
     config.ssm.validate()
+    settings = TrainSettings(steps=steps, seq_len=seq_len, batch_size=batch_size, lr=lr, seed=seed,
+                             warmup_steps=warmup_steps)
+    settings.validate()
     text = load_dataset(data).train.text
     model, tokenizer = load_base(base)
     hybrid = HybridModel(model, config, base_source=base)
-    settings = TrainSettings(steps=steps, seq_len=seq_len, batch_size=batch_size, lr=lr, seed=seed)
     result = train_hybrid(hybrid, text, tokenizer, settings, save_to=out)
     console.print(f"trained {result.trainable:,} of {result.total:,} parameters ({100 * result.trainable_fraction:.2f}%); "
                   f"loss {result.losses[0]:.3f} -> {sum(result.losses[-10:]) / len(result.losses[-10:]):.3f}; saved {out}")
