@@ -150,7 +150,8 @@ def _stored_row(seed: int, args, text: str) -> dict | None:
     grid equals today's merge_quality.GRIDS (others are recomputed), else None."""
     stored = json.loads(text)
     config = stored.get("config", {})
-    if not all(config.get(k) == getattr(args, k) for k in BASELINE_KEYS) or config.get("head", "pooler") != "pooler":
+    if not all(config.get(k) == getattr(args, k) for k in BASELINE_KEYS) or config.get("head", "pooler") != "pooler" \
+            or config.get("pooler", "merged") != "merged":
         return None
     grids = stored.get("grids") or {}
     row = next((r for r in stored["per_seed"] if r["seed"] == seed), None)

@@ -27,7 +27,9 @@ shared CPU cores; the anchors' setup is
 anchor-scale results in benchmarks/results/merge_quality*.json were measured that way
 on a lent H100 (about 5 minutes for three seeds). ``--head mean`` replaces HF's
 first-token pooler head with a linear head on the mean-pooled hidden states (how
-sentence-transformers uses this model); ``--name`` picks the results file.
+sentence-transformers uses this model); ``--name`` picks the results file. ``--pooler head`` keeps HF's pooler (dense + tanh on
+the first token, trained only through the classifier) with each task's head instead of
+merging it: only embeddings and transformer blocks are merged.
 
 Experts and statistics are cached under ~/.cache/graftkit/bench/merge_quality/.
 Writes benchmarks/results/NAME.json (default merge_quality) and its line in benchmarks/RESULTS.md
@@ -257,8 +259,11 @@ def progressive_statistics(setting: dict, pretrained: dict[str, torch.Tensor], e
                              batch_size=16, max_length=args.max_length)
 
 
-def encoder_of(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in state.items() if k.startswith("bert.") and v.is_floating_point()}
+def encoder_of(state: dict[str, torch.Tensor], pooler: str = "merged") -> dict[str, torch.Tensor]:
+    """The tensors that are merged: the BertModel's float tensors, without the pooler when it is part of
+    each task's head (``pooler="head"``)."""
+    return {k: v.detach().clone() for k, v in state.items()
+            if k.startswith("bert.") and v.is_floating_point() and not (pooler == "head" and k.startswith("bert.pooler."))}
 
 
 def run_seed(seed: int, args, base_path: Path) -> dict:
@@ -271,8 +276,9 @@ def run_seed(seed: int, args, base_path: Path) -> dict:
         experts[task] = finetune_expert(base_path, task, seed, out, args.steps, args.batch_size, args.max_length, args.lr,
                                         args.device, args.head)
     evaluator = Evaluator(experts, args.max_length, args.device)
-    pretrained = encoder_of(build_model(base_path, 2, args.head).state_dict())
-    expert_encoders = [{k: v.cpu() for k, v in encoder_of(evaluator.models[t].state_dict()).items()} for t in TASKS]
+    pretrained = encoder_of(build_model(base_path, 2, args.head).state_dict(), args.pooler)
+    expert_encoders = [{k: v.cpu() for k, v in encoder_of(evaluator.models[t].state_dict(), args.pooler).items()}
+                       for t in TASKS]
     for e in expert_encoders:  # keep position_ids and other buffers out of the merge
         assert set(e) == set(pretrained), "expert and base encoders differ in tensor names"
 
@@ -359,6 +365,8 @@ def write_results_line(result: dict) -> None:
     seeds = [s["seed"] for s in result["per_seed"]]
     test = f"{config['test_cap']} test examples per task" if config.get("test_cap") else "full test splits"
     head = {"pooler": "HF pooler head", "mean": "mean-pooling head"}[config.get("head", "pooler")]
+    if config.get("pooler", "merged") == "head":
+        head += " (each task keeps its own pooler; embeddings and blocks merged)"
     device = result.get("machine", {}).get("device", "cpu")
     line = (f"- **{key}** (MiniLM-L6 experts SST-2/AG News/TREC {experts}; {head}; seeds {seeds}; "
             f"{config['steps']} steps x {config['batch_size']} at max_len {config['max_length']}, lr {config['lr']:g}, on {device}; {test}; "
@@ -386,12 +394,18 @@ def main() -> None:
     parser.add_argument("--head", choices=("pooler", "mean"), default="pooler",
                         help="pooler: HF's *ForSequenceClassification (first token through the pooler); "
                              "mean: a linear head on the masked mean of the last hidden states (sentence-transformers' pooling)")
+    parser.add_argument("--pooler", choices=("merged", "head"), default="merged",
+                        help="with --head pooler: merged: the pooler (dense + tanh on the first token) is merged with "
+                             "the encoder; head: it is part of each task's head, so every task keeps its own fine-tuned "
+                             "pooler and only embeddings and blocks are merged")
     parser.add_argument("--device", default="cpu", help="where experts are fine-tuned and evaluated (merges run on the CPU)")
     parser.add_argument("--report", action="store_true", help="only rewrite the RESULTS.md line from the JSON")
     args = parser.parse_args()
     if args.report:
         write_results_line(json.loads((ROOT / "benchmarks" / "results" / f"{args.name}.json").read_text()))
         return
+    if args.head == "mean" and args.pooler == "head":
+        parser.error("--pooler head needs --head pooler: the mean-pooling head has no pooler")
     args.methods = [m for m in args.methods.split(",") if m]
     torch.set_num_threads(args.threads)
     os.environ.setdefault("GRAFTKIT_QUIET", "1")
