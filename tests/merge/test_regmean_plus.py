@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from graftkit.errors import MergeError
-from graftkit.merge import merge
+from graftkit.errors import ValidationError
+from graftkit.merge import merge, validate
 from graftkit.merge.methods import get_method
 from graftkit.merge.statistics import compute_grams, from_texts
 
@@ -83,6 +83,8 @@ def test_slices_are_refused(tmp_path, monkeypatch):
     config = (f"merge_method: regmean_plus\nslices:\n  - sources:\n      - model: {f1}\n        layer_range: [0, 2]\n"
               f"      - model: {f2}\n        layer_range: [0, 2]\n"
               "statistics:\n  texts: [\"w1 w2 w3\"]\n")
-    with pytest.raises(MergeError, match="block by block"):
+    with pytest.raises(ValidationError, match="block by block"):
+        validate(config)  # refused while validating, before any tensor or model is read
+    with pytest.raises(ValidationError, match="block by block"):
         merge(config, tmp_path / "sliced", check=False)
     assert not (tmp_path / "sliced").exists()

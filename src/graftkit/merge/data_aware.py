@@ -50,6 +50,9 @@ def check_calibration(plan: "MergePlan") -> list[str]:
                                  "section(s) are ignored")
         return []
     problems = []
+    if "progressive" in plan.method.statistics and plan.config.slices:
+        problems.append(f"merge method '{plan.method.name}' merges whole models block by block; it takes "
+                        "'models:', not 'slices:' (use 'regmean' for slice merges)")
     bases = _base_refs(plan)
     for src, settings in zip(plan.sources, model_settings(plan)):
         if settings is None and src.ref.ref not in bases:
@@ -113,9 +116,6 @@ def progressive_statistics(plan: "MergePlan", seed: int = 0) -> list[Any]:
     from graftkit.merge.statistics.compute import load_for_statistics
     from graftkit.merge.statistics.progressive import block_order, progressive_grams
 
-    if plan.config.slices:
-        raise MergeError(f"merge method '{plan.method.name}' merges whole models block by block; it takes "
-                         "'models:', not 'slices:'", hint="use 'regmean' for slice merges")
     entries = _calibrated_sources(plan)
     models, tokenizers, calibrations = [], [], []
     for entry in entries:
