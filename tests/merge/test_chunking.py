@@ -96,3 +96,78 @@ def test_small_tasks_merged_side_by_side_under_a_tiny_prefetch_budget(llama_fami
     assert list(parallel) == list(serial)
     for k in serial:
         assert torch.equal(parallel[k], serial[k]), k
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_band_select_equals_a_full_sort(tied):
+    """The streamed k-th largest (threshold, ties to admit, copies of it per block) equals a
+    sort of all values, whether the sample's bracket is one tied value (counted per block)
+    or a range (gathered)."""
+    import numpy as np
+
+    from graftkit.merge.chunking import _BandSelect
+
+    gen = np.random.default_rng(0)
+    n, k, width = 40_000, 15_000, 1000
+    values = (gen.integers(0, 4, n) if tied else gen.random(n)).astype(np.float32)
+    select = _BandSelect(n, k)
+    select.bracket(values[::7].copy())
+    assert select.point == tied
+    for start in range(0, n, width):
+        select.add(values[start:start + width].copy(), start)
+    threshold, equal, ties = select.result()
+    expected = np.sort(values)[::-1][k - 1]
+    assert threshold == expected
+    assert ties == k - int(np.count_nonzero(values > expected))
+    assert equal == [int(np.count_nonzero(values[s:s + width] == expected)) for s in range(0, n, width)]
+
+
+@pytest.mark.parametrize("method", ["ties", "dare_ties"])
+def test_block_size_does_not_change_the_output(llama_family, tmp_path, monkeypatch, method):
+    """Bit for bit the same merge at two block sizes (DARE's L1 factor is summed over its
+    own fixed partition, NORM_BLOCK_BYTES)."""
+    from graftkit.merge import chunking
+
+    b, f1, f2, _ = llama_family
+    text = (f"merge_method: {method}\nbase_model: {b}\nmodels:\n  - model: {f1}\n    parameters: {{weight: 0.3, density: 0.5}}\n"
+            f"  - model: {f2}\n    parameters: {{weight: 0.6, density: 0.4}}\n")
+    monkeypatch.setattr(chunking, "MIN_BYTES", 0)
+    monkeypatch.setattr(chunking, "NORM_BLOCK_BYTES", 20_000)
+    outputs = []
+    for size in (2000, 7000):
+        monkeypatch.setattr(chunking, "BLOCK_BYTES", size)
+        merge(text, tmp_path / str(size), check=False)
+        outputs.append(load_tensors(tmp_path / str(size)))
+    for k in outputs[0]:
+        assert torch.equal(outputs[0][k], outputs[1][k]), k
+
+
+@pytest.mark.parametrize("nan", ["warn", "fail"])
+def test_nan_in_a_held_input_is_caught_once(bf16_family, tmp_path, monkeypatch, nan):
+    """Inputs held whole for TIES's two passes are checked once, not block by block: a NaN
+    still warns (naming the tensor once) or fails."""
+    from graftkit.errors import MergeError
+    from graftkit.merge import chunking
+
+    b, f1, f2 = bf16_family
+    bad = tmp_path / "bad"
+    shutil.copytree(f1, bad)
+    weights = load_file(str(bad / "model.safetensors"))
+    name = next(k for k in weights if k.endswith("mlp.up_proj.weight"))
+    weights[name][3, 5] = float("nan")
+    save_file(weights, str(bad / "model.safetensors"), metadata={"format": "pt"})
+    text = (f"merge_method: ties\nbase_model: {b}\nmodels:\n  - model: {bad}\n    parameters: {{weight: 0.5, density: 0.5}}\n"
+            f"  - model: {f2}\n    parameters: {{weight: 0.5, density: 0.5}}\n")
+    monkeypatch.setattr(chunking, "MIN_BYTES", 0)
+    monkeypatch.setattr(chunking, "BLOCK_BYTES", 2000)
+    held = []
+    original = chunking._hold
+    monkeypatch.setattr(chunking, "_hold", lambda *a: held.append(1) or original(*a))
+    if nan == "fail":
+        with pytest.raises(MergeError, match=name):
+            merge(text, tmp_path / "out", check=False, nan="fail")
+        return
+    with pytest.warns(UserWarning, match="NaN"):
+        result = merge(text, tmp_path / "out", check=False)
+    assert held
+    assert len([w for w in result.nan_tensors if name in w]) == 1

@@ -237,8 +237,10 @@ def execute(plan: MergePlan, out: str | Path, options: MergeOptions | None = Non
             config_text: str | None = None) -> MergeResult:
     """Write the merged model of ``plan`` to ``out`` (atomically: all or nothing)."""
     from graftkit.io import CheckpointWriter, TensorInfo
+    from graftkit.merge.allocator import keep_freed_memory
     from graftkit.progress import progress_bar
 
+    keep_freed_memory()  # same-sized buffers come and go all merge long: reuse them (see allocator.py)
     options = options or MergeOptions()
     out = Path(out)
     start = time.perf_counter()
