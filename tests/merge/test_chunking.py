@@ -142,10 +142,12 @@ def test_block_size_does_not_change_the_output(llama_family, tmp_path, monkeypat
         assert torch.equal(outputs[0][k], outputs[1][k]), k
 
 
+@pytest.mark.parametrize("method", ["ties", "linear"])
 @pytest.mark.parametrize("nan", ["warn", "fail"])
-def test_nan_in_a_held_input_is_caught_once(bf16_family, tmp_path, monkeypatch, nan):
-    """Inputs held whole for TIES's two passes are checked once, not block by block: a NaN
-    still warns (naming the tensor once) or fails."""
+def test_nan_in_a_block_merged_input_is_caught_once(bf16_family, tmp_path, monkeypatch, nan, method):
+    """Inputs held whole for TIES's two passes are checked once, not block by block, and a
+    linear merge checks its output blocks, its inputs only where those fail: a NaN still
+    warns (naming the tensor once) or fails."""
     from graftkit.errors import MergeError
     from graftkit.merge import chunking
 
@@ -158,6 +160,8 @@ def test_nan_in_a_held_input_is_caught_once(bf16_family, tmp_path, monkeypatch, 
     save_file(weights, str(bad / "model.safetensors"), metadata={"format": "pt"})
     text = (f"merge_method: ties\nbase_model: {b}\nmodels:\n  - model: {bad}\n    parameters: {{weight: 0.5, density: 0.5}}\n"
             f"  - model: {f2}\n    parameters: {{weight: 0.5, density: 0.5}}\n")
+    if method == "linear":
+        text = text.replace("ties", "linear").replace(", density: 0.5", "").replace(f"base_model: {b}\n", "")
     monkeypatch.setattr(chunking, "MIN_BYTES", 0)
     monkeypatch.setattr(chunking, "BLOCK_BYTES", 2000)
     held = []
@@ -169,5 +173,5 @@ def test_nan_in_a_held_input_is_caught_once(bf16_family, tmp_path, monkeypatch, 
         return
     with pytest.warns(UserWarning, match="NaN"):
         result = merge(text, tmp_path / "out", check=False)
-    assert held
+    assert bool(held) == (method == "ties")
     assert len([w for w in result.nan_tensors if name in w]) == 1

@@ -48,6 +48,7 @@ BLOCK_BYTES = 512 * 1024
 NORM_BLOCK_BYTES = 4 * 1024**2
 MIN_BYTES = 16 * 1024**2  # tensors whose float32 work copy is smaller are merged whole
 _ELEMENTWISE = {"linear", "passthrough", "nearswap", "task_arithmetic"}
+_PROPAGATES_NONFINITE = {"linear", "task_arithmetic"}  # weighted sums: NaN/inf in, NaN/inf out
 _NORM_EPS = 1e-7
 
 
@@ -101,8 +102,12 @@ def merge_in_blocks(plan: "MergePlan", task: "TensorTask", seed: int, nan: str, 
     if kind is not None:
         _sparse_in_blocks(plan, task, blocks, slots, trims, out, nan, nan_tensors, workers, held)
         return out
+    # a NaN or inf in any input of these reaches their float32 output (0 * inf is NaN too), so
+    # one check of the output stands for one per input; the inputs are checked only when it fails
+    propagates = task.copy_from is None and plan.method.name in _PROPAGATES_NONFINITE
+
     def merge_block(start: int, stop: int) -> None:
-        block = _read_block(plan, slots, start, stop, nan, nan_tensors)
+        block = _read_block(plan, slots, start, stop, None if propagates else nan, nan_tensors)
         if task.copy_from is not None or not block[0].is_floating_point():
             out[start:stop] = merge_task(plan, _block_task(task, stop - start, task.model_params), block, seed)
             return
@@ -114,6 +119,9 @@ def merge_in_blocks(plan: "MergePlan", task: "TensorTask", seed: int, nan: str, 
         if tuple(merged.shape) != (stop - start, *task.shape[1:]):
             raise MergeError(f"method {plan.method.name} returned shape {list(merged.shape)} for rows "
                              f"{start}:{stop} of {task.name}, expected {[stop - start, *task.shape[1:]]}")
+        if propagates and nan is not None and not all_finite(merged):
+            for inp, t in zip(slots, block):
+                _check_finite(plan, inp, t, nan, nan_tensors)
         out[start:stop] = merged if block[0].dtype in (compute, out.dtype) else merged.to(block[0].dtype)
 
     each_block(merge_block, blocks, workers)
