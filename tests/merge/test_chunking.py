@@ -180,7 +180,7 @@ def test_nan_in_a_block_merged_input_is_caught_once(bf16_family, tmp_path, monke
 @pytest.mark.parametrize("method", ["linear", "task_arithmetic"])
 def test_whole_tensor_elementwise_merge_in_rows_is_bit_identical(llama_family, tmp_path, monkeypatch, method):
     """Tensors merged whole by an element-wise method run a block of rows at a time
-    (``execute._elementwise_in_rows``): the same bits as one pass over the whole tensor."""
+    (``chunking.elementwise_in_rows``): the same bits as one pass over the whole tensor."""
     from graftkit.merge import chunking, execute
 
     b, f1, f2, _ = llama_family
@@ -191,8 +191,8 @@ def test_whole_tensor_elementwise_merge_in_rows_is_bit_identical(llama_family, t
     merge(text, tmp_path / "whole", check=False)
     monkeypatch.setattr(chunking, "BLOCK_BYTES", 1000)
     calls = []
-    original = execute._elementwise_in_rows
-    monkeypatch.setattr(execute, "_elementwise_in_rows", lambda *a: calls.append(1) or original(*a))
+    original = execute.elementwise_in_rows
+    monkeypatch.setattr(execute, "elementwise_in_rows", lambda *a: calls.append(1) or original(*a))
     merge(text, tmp_path / "rows", check=False)
     assert calls
     whole, rows = load_tensors(tmp_path / "whole"), load_tensors(tmp_path / "rows")

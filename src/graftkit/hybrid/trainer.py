@@ -64,8 +64,7 @@ def make_optimizer(params: list[torch.nn.Parameter], settings: TrainSettings
     Shared by train_loop and by benchmarks' own loops, so that a hybrid and its baseline get
     the same schedule.
     """
-    if settings.warmup_steps < 0:
-        raise HybridError(f"warmup_steps is {settings.warmup_steps}", hint="use --warmup-steps 0 (none) or more")
+    settings.validate()
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     warmup = settings.warmup_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_factor(step, warmup))

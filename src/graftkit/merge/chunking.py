@@ -132,6 +132,28 @@ def _blocks(rows: int, step: int) -> list[tuple[int, int]]:
     return [(a, min(rows, a + step)) for a in range(0, rows, step)]
 
 
+def elementwise_in_rows(method: str, tensors: list[torch.Tensor], merge_rows) -> torch.Tensor:
+    """``merge_rows(tensors)``; for an element-wise weighted sum (linear, task_arithmetic) of a
+    tensor held whole but larger than one block, run a block of rows at a time into one output:
+    the same values, with temporaries that stay in the CPU caches instead of whole-tensor passes
+    through memory."""
+    first = tensors[0]
+    rows = first.shape[0] if first.dim() >= 2 else 0
+    if method not in _PROPAGATES_NONFINITE or rows < 2 or not first.is_floating_point() \
+            or any(t.shape != first.shape for t in tensors):
+        return merge_rows(tensors)
+    blocks = _blocks(rows, max(1, BLOCK_BYTES // max(1, first[0].numel() * 4)))
+    if len(blocks) == 1:
+        return merge_rows(tensors)
+    (start, stop), rest = blocks[0], blocks[1:]
+    head = merge_rows([t[start:stop] for t in tensors])
+    out = torch.empty((rows, *head.shape[1:]), dtype=head.dtype)
+    out[start:stop] = head
+    for start, stop in rest:
+        out[start:stop] = merge_rows([t[start:stop] for t in tensors])
+    return out
+
+
 HOLD_BYTES = 96 * 1024**2  # inputs read once and kept for both passes when they fit
 
 

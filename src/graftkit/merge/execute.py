@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from graftkit.errors import ConfigError, MergeError
-from graftkit.merge.chunking import merge_in_blocks, row_separable
+from graftkit.merge.chunking import elementwise_in_rows, merge_in_blocks, row_separable
 from graftkit.merge.finite import all_finite
 from graftkit.merge.plan import MergePlan, TensorTask
 
@@ -223,34 +223,12 @@ def merge_task(plan: MergePlan, task: TensorTask, tensors: list[torch.Tensor], s
             return plan.method.merge(inputs, base_index=task.base_index, model_params=model_params,
                                      params=task.params, tensor_name=task.name, seed=seed, out_dtype=out_dtype)
 
-        out = _elementwise_in_rows(plan, task, tensors, merge_rows)
+        out = elementwise_in_rows(plan.method.name, tensors, merge_rows)
     if tuple(out.shape) != tuple(task.shape):
         raise MergeError(
             f"method {plan.method.name} returned shape {list(out.shape)} for {task.name}, expected {list(task.shape)}"
         )
     return out.to(task.dtype).contiguous()
-
-
-def _elementwise_in_rows(plan: MergePlan, task: TensorTask, tensors: list[torch.Tensor], merge_rows) -> torch.Tensor:
-    """``merge_rows(tensors)``; for an element-wise method (linear, task_arithmetic) on a tensor
-    of several blocks, run a block of rows at a time into one output: the same values, with
-    temporaries that stay in the CPU caches instead of whole-tensor passes through memory."""
-    from graftkit.merge.chunking import BLOCK_BYTES, _PROPAGATES_NONFINITE
-
-    first = tensors[0]
-    rows = first.shape[0] if first.dim() >= 2 else 0
-    if plan.method.name not in _PROPAGATES_NONFINITE or rows < 2 or not first.is_floating_point() \
-            or any(t.shape != first.shape for t in tensors):
-        return merge_rows(tensors)
-    step = max(1, BLOCK_BYTES // max(1, first[0].numel() * 4))
-    if step >= rows:
-        return merge_rows(tensors)
-    head = merge_rows([t[:step] for t in tensors])
-    out = torch.empty((rows, *head.shape[1:]), dtype=head.dtype)
-    out[:step] = head
-    for start in range(step, rows, step):
-        out[start:start + step] = merge_rows([t[start:start + step] for t in tensors])
-    return out
 
 
 def execute(plan: MergePlan, out: str | Path, options: MergeOptions | None = None, *,
