@@ -31,7 +31,8 @@ sentence-transformers uses this model); ``--name`` picks the results file. ``--p
 the first token, trained only through the classifier) with each task's head instead of
 merging it: only embeddings and transformer blocks are merged.
 
-Experts and statistics are cached under ~/.cache/graftkit/bench/merge_quality/.
+Experts, statistics and each finished seed's rows are cached under
+~/.cache/graftkit/bench/merge_quality/, so a long CPU run can go on in a later invocation.
 Writes benchmarks/results/NAME.json (default merge_quality) and its line in benchmarks/RESULTS.md
 (``--report`` rewrites the line from the JSON without running anything).
 """
@@ -39,6 +40,7 @@ Writes benchmarks/results/NAME.json (default merge_quality) and its line in benc
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -336,6 +338,29 @@ def run_seed(seed: int, args, base_path: Path) -> dict:
     return {"seed": seed, "experts": {str(experts[t]): expert_test[t] for t in TASKS}, "expert_test": expert_test, "methods": rows}
 
 
+def seed_result(seed: int, args, base_path: Path) -> dict:
+    """One seed's rows, reused from an earlier run with the same setup and grids.
+
+    A CPU run at the anchors' scale takes about an hour per seed, so each finished seed is
+    kept under the cache and a later invocation (another session) goes on from there.
+    """
+    setup = {k: v for k, v in vars(args).items() if k not in ("seeds", "threads", "name", "report")}
+    key = {"setup": setup, "grids": GRIDS, "seed": seed}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = CACHE / "seed_results" / f"seed{seed}-{digest}.json"
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        if stored.get("key") == key:
+            log(f"seed {seed}: reusing {path}")
+            return stored["result"]
+    result = run_seed(seed, args, base_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": key, "result": result}, indent=1))
+    tmp.replace(path)
+    return result
+
+
 def summarize(per_seed: list[dict]) -> dict:
     names = list(per_seed[0]["methods"])
     summary = {}
@@ -419,7 +444,7 @@ def main() -> None:
     start = time.time()
     per_seed: list[dict] = []
     for seed in seeds:
-        per_seed.append(run_seed(seed, args, base_path))
+        per_seed.append(seed_result(seed, args, base_path))
         # written after every seed, so a run cut short still leaves its finished seeds
         summary = summarize(per_seed)
         result = {
