@@ -11,16 +11,16 @@ cross-entropy of the query values only. The hybrid (SSD branches, <= 2% trainabl
 base; the base is evaluated untrained. Gate means of the hybrid are recorded separately on
 context tokens and on query tokens. Goal (issue 8): the hybrid beats equal-size LoRA.
 
-Run: nice -n 10 timeout 5400 .venv/bin/python benchmarks/hybrid_recall.py [STEPS] [EVAL_SEQS]
-(GRAFTKIT_BENCH_THREADS sets torch threads; default 2). EVAL_SEQS defaults to the fewest
-sequences with >= 768 queries; EVAL_SEQS 0 only trains both and prints their losses (a quick
-check of the first steps; nothing is written).
+Run: nice -n 10 timeout 5400 .venv/bin/python benchmarks/hybrid_recall.py [--steps N] [--eval-seqs N]
+[--layers 10,20] [--d-state 16] [--hybrid-only] (GRAFTKIT_BENCH_THREADS sets torch threads; default 2).
+--eval-seqs defaults to the fewest sequences with >= 768 queries; 0 only trains and prints the
+losses (a quick check of the first steps). --hybrid-only skips LoRA. Either writes nothing.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-import sys
 import time
 
 import torch
@@ -123,9 +123,17 @@ def gate_means(hybrid: HybridModel, sequences: list[torch.Tensor]) -> dict[str, 
 
 
 def main() -> None:
-    steps = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=30, help="training sequences (one step each), same for both")
+    parser.add_argument("--eval-seqs", type=int, default=-(-EVAL_QUERIES // QUERIES),
+                        help="held-out sequences; 0 only trains and prints the losses")
+    parser.add_argument("--layers", default=",".join(map(str, LAYERS)), help="decoder layers that get an SSM branch")
+    parser.add_argument("--d-state", type=int, default=16, help="SSD state size")
+    parser.add_argument("--hybrid-only", action="store_true", help="train and evaluate the hybrid alone; nothing is written")
+    args = parser.parse_args()
+    steps, n_eval = args.steps, args.eval_seqs
+    layers = [int(i) for i in args.layers.split(",") if i]
     assert PAIRS <= POOL and QUERIES <= PAIRS and 1000 <= TOKENS <= 2000
-    n_eval = int(sys.argv[2]) if len(sys.argv) > 2 else -(-EVAL_QUERIES // QUERIES)
     torch.set_num_threads(int(os.environ.get("GRAFTKIT_BENCH_THREADS", "2")))
     torch.manual_seed(0)
     start = time.perf_counter()
@@ -138,7 +146,8 @@ def main() -> None:
     acc = {} if check else {"base": evaluate(base, eval_seqs)}
     print(f"base {acc.get('base', float('nan')):.3f}", flush=True)
 
-    config = HybridConfig(layers=LAYERS, ssm=SSMConfig(kind="ssd", d_state=16, expand=1, head_dim=64), gate_bias=GATE_BIAS)
+    config = HybridConfig(layers=layers, ssm=SSMConfig(kind="ssd", d_state=args.d_state, expand=1, head_dim=64),
+                          gate_bias=GATE_BIAS)
     hybrid = HybridModel(base, config)
     counts = hybrid.parameter_counts()
     losses = {"hybrid": train(hybrid, hybrid.trainable_parameters(), train_seqs, "hybrid")}
@@ -147,6 +156,9 @@ def main() -> None:
         gates = gate_means(hybrid, eval_seqs[:4])
         print(f"hybrid {acc['hybrid']:.3f} gates {gates}", flush=True)
     del hybrid, base
+    if args.hybrid_only:
+        print(f"hybrid losses first/last 10: {sum(losses['hybrid'][:10]) / 10:.3f} / {sum(losses['hybrid'][-10:]) / 10:.3f}")
+        return
 
     from peft import LoraConfig, get_peft_model
 
@@ -181,7 +193,7 @@ def main() -> None:
         f"SmolLM2-135M-Instruct frozen, associative recall ({PAIRS} key=value pairs then {QUERIES} queries, "
         f"{TOKENS} tokens; {n_eval * QUERIES} eval queries) after {steps} steps x 1 sequence "
         f"(lr {LR}, {WARMUP} warmup steps, same for both): "
-        f"base {100 * acc['base']:.1f}%, hybrid SSD layers {LAYERS} ({counts['hybrid']:,} trainable, "
+        f"base {100 * acc['base']:.1f}%, hybrid SSD layers {layers} ({counts['hybrid']:,} trainable, "
         f"{100 * counts['trainable_fraction']:.2f}%) {100 * acc['hybrid']:.1f}%, LoRA r={rank} ({n_lora:,}) "
         f"{100 * acc['lora']:.1f}%; goal hybrid > LoRA: {'met' if met else 'NOT met'}")
 

@@ -29,8 +29,8 @@ TORCH_TO_SAFETENSORS: dict[torch.dtype, str] = {v: k for k, v in SAFETENSORS_DTY
 
 
 def dtype_size(dtype: torch.dtype) -> int:
-    """Bytes per element of ``dtype``."""
-    return torch.empty((), dtype=dtype).element_size()
+    """Bytes per element of ``dtype`` (read from the dtype itself; no tensor is built)."""
+    return dtype.itemsize
 
 
 @dataclass(frozen=True)
