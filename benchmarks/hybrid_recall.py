@@ -14,18 +14,22 @@ context tokens and on query tokens. Goal (issue 8): the hybrid beats equal-size 
 Run: nice -n 10 timeout 5400 .venv/bin/python benchmarks/hybrid_recall.py [--steps N] [--eval-seqs N]
 [--layers 10,20] [--d-state 16] [--hybrid-only] (GRAFTKIT_BENCH_THREADS sets torch threads; default 2).
 --eval-seqs defaults to the fewest sequences with >= 768 queries; 0 only trains and prints the
-losses (a quick check of the first steps). --hybrid-only skips LoRA. Either writes nothing.
+losses (a quick check of the first steps) and writes nothing. --hybrid-only skips LoRA and
+base. Every run that evaluates the hybrid adds its row (layers, state size, trainable count,
+accuracy, losses) to benchmarks/results/hybrid_recall_sweep.json, so the configurations tried
+stay on record beside the head-to-head result in hybrid_recall.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 
 import torch
 
-from hybrid_common import write
+from hybrid_common import RESULTS, write
 
 from graftkit.hybrid import HybridConfig, HybridModel, SSMConfig, load_base
 from graftkit.hybrid.trainer import TrainSettings, make_optimizer
@@ -122,6 +126,27 @@ def gate_means(hybrid: HybridModel, sequences: list[torch.Tensor]) -> dict[str, 
     return {f"layer {i}": {k: float(torch.cat(v).mean()) for k, v in d.items()} for i, d in sums.items()}
 
 
+def record_sweep_row(config: HybridConfig, steps: int, n_eval: int, counts: dict, accuracy: float,
+                     losses: list[float]) -> None:
+    """Add (or replace) this configuration's row in hybrid_recall_sweep.json and its RESULTS.md line."""
+    path = RESULTS / "hybrid_recall_sweep.json"
+    rows = json.loads(path.read_text())["rows"] if path.is_file() else []
+    row = {"layers": config.layers, "d_state": config.ssm.d_state, "steps": steps, "lr": LR, "warmup_steps": WARMUP,
+           "eval_queries": n_eval * QUERIES, "trainable": counts["hybrid"],
+           "trainable_fraction": counts["trainable_fraction"], "accuracy": accuracy,
+           "loss_first_last10": [sum(losses[:10]) / len(losses[:10]), sum(losses[-10:]) / len(losses[-10:])],
+           "hybrid": config.to_dict()}
+    same = ("layers", "d_state", "steps", "lr", "warmup_steps", "eval_queries")
+    rows = [r for r in rows if any(r[k] != row[k] for k in same)] + [row]
+    rows.sort(key=lambda r: (r["steps"], r["accuracy"]))
+    listed = "; ".join(f"layers {r['layers']} d_state {r['d_state']} ({100 * r['trainable_fraction']:.2f}% trainable) "
+                       f"{100 * r['accuracy']:.1f}%" for r in rows)
+    write("hybrid_recall_sweep", {"task": {"pairs": PAIRS, "queries": QUERIES, "tokens_per_sequence": TOKENS},
+                                  "rows": rows},
+          f"associative recall (as hybrid_recall), the hybrid's configurations tried, by steps then accuracy: {listed}; "
+          f"the head-to-head with LoRA is hybrid_recall")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=30, help="training sequences (one step each), same for both")
@@ -129,7 +154,8 @@ def main() -> None:
                         help="held-out sequences; 0 only trains and prints the losses")
     parser.add_argument("--layers", default=",".join(map(str, LAYERS)), help="decoder layers that get an SSM branch")
     parser.add_argument("--d-state", type=int, default=16, help="SSD state size")
-    parser.add_argument("--hybrid-only", action="store_true", help="train and evaluate the hybrid alone; nothing is written")
+    parser.add_argument("--hybrid-only", action="store_true",
+                        help="train and evaluate the hybrid alone (its row goes to hybrid_recall_sweep.json only)")
     args = parser.parse_args()
     steps, n_eval = args.steps, args.eval_seqs
     layers = [int(i) for i in args.layers.split(",") if i]
@@ -143,7 +169,7 @@ def main() -> None:
     train_seqs = [make_sequence(keys, values, eq, comma, g_train) for _ in range(steps)]
     eval_seqs = [make_sequence(keys, values, eq, comma, g_eval) for _ in range(n_eval)]
     check = n_eval == 0
-    acc = {} if check else {"base": evaluate(base, eval_seqs)}
+    acc = {} if check or args.hybrid_only else {"base": evaluate(base, eval_seqs)}
     print(f"base {acc.get('base', float('nan')):.3f}", flush=True)
 
     config = HybridConfig(layers=layers, ssm=SSMConfig(kind="ssd", d_state=args.d_state, expand=1, head_dim=64),
@@ -155,6 +181,7 @@ def main() -> None:
         acc["hybrid"] = evaluate(hybrid, eval_seqs)
         gates = gate_means(hybrid, eval_seqs[:4])
         print(f"hybrid {acc['hybrid']:.3f} gates {gates}", flush=True)
+        record_sweep_row(config, steps, n_eval, counts, acc["hybrid"], losses["hybrid"])
     del hybrid, base
     if args.hybrid_only:
         print(f"hybrid losses first/last 10: {sum(losses['hybrid'][:10]) / 10:.3f} / {sum(losses['hybrid'][-10:]) / 10:.3f}")
