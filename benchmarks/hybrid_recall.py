@@ -126,6 +126,11 @@ def gate_means(hybrid: HybridModel, sequences: list[torch.Tensor]) -> dict[str, 
     return {f"layer {i}": {k: float(torch.cat(v).mean()) for k, v in d.items()} for i, d in sums.items()}
 
 
+def first_last10(losses: list[float]) -> list[float]:
+    """Mean loss over the first and over the last 10 steps."""
+    return [sum(losses[:10]) / len(losses[:10]), sum(losses[-10:]) / len(losses[-10:])]
+
+
 def record_sweep_row(config: HybridConfig, steps: int, n_eval: int, counts: dict, accuracy: float,
                      losses: list[float]) -> None:
     """Add (or replace) this configuration's row in hybrid_recall_sweep.json and its RESULTS.md line."""
@@ -134,7 +139,7 @@ def record_sweep_row(config: HybridConfig, steps: int, n_eval: int, counts: dict
     row = {"layers": config.layers, "d_state": config.ssm.d_state, "steps": steps, "lr": LR, "warmup_steps": WARMUP,
            "eval_queries": n_eval * QUERIES, "trainable": counts["hybrid"],
            "trainable_fraction": counts["trainable_fraction"], "accuracy": accuracy,
-           "loss_first_last10": [sum(losses[:10]) / len(losses[:10]), sum(losses[-10:]) / len(losses[-10:])],
+           "loss_first_last10": first_last10(losses),
            "hybrid": config.to_dict()}
     same = ("layers", "d_state", "steps", "lr", "warmup_steps", "eval_queries")
     rows = [r for r in rows if any(r[k] != row[k] for k in same)] + [row]
@@ -170,7 +175,8 @@ def main() -> None:
     eval_seqs = [make_sequence(keys, values, eq, comma, g_eval) for _ in range(n_eval)]
     check = n_eval == 0
     acc = {} if check or args.hybrid_only else {"base": evaluate(base, eval_seqs)}
-    print(f"base {acc.get('base', float('nan')):.3f}", flush=True)
+    if "base" in acc:
+        print(f"base {acc['base']:.3f}", flush=True)
 
     config = HybridConfig(layers=layers, ssm=SSMConfig(kind="ssd", d_state=args.d_state, expand=1, head_dim=64),
                           gate_bias=GATE_BIAS)
@@ -184,7 +190,7 @@ def main() -> None:
         record_sweep_row(config, steps, n_eval, counts, acc["hybrid"], losses["hybrid"])
     del hybrid, base
     if args.hybrid_only:
-        print(f"hybrid losses first/last 10: {sum(losses['hybrid'][:10]) / 10:.3f} / {sum(losses['hybrid'][-10:]) / 10:.3f}")
+        print(f"hybrid mean loss over the first / last 10 steps: {first_last10(losses['hybrid'])}", flush=True)
         return
 
     from peft import LoraConfig, get_peft_model
@@ -196,7 +202,7 @@ def main() -> None:
     lora = get_peft_model(base, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], lora_dropout=0.0))
     lora_params = [p for p in lora.parameters() if p.requires_grad]
     losses["lora"] = train(lora, lora_params, train_seqs, "lora")
-    first10 = {k: sum(v[:10]) / len(v[:10]) for k, v in losses.items()}
+    first10 = {k: first_last10(v)[0] for k, v in losses.items()}
     print(f"mean loss over the first 10 steps: {first10}", flush=True)
     if check:
         return
@@ -215,7 +221,7 @@ def main() -> None:
         "trainable": {"hybrid": counts["hybrid"], "hybrid_fraction": counts["trainable_fraction"], "lora": n_lora,
                       "lora_rank": rank},
         "accuracy": acc, "hybrid_gate_means": gates,
-        "loss_first_last10": {k: [sum(v[:10]) / len(v[:10]), sum(v[-10:]) / len(v[-10:])] for k, v in losses.items()},
+        "loss_first_last10": {k: first_last10(v) for k, v in losses.items()},
         "goal_met": met, "seconds": time.perf_counter() - start},
         f"SmolLM2-135M-Instruct frozen, associative recall ({PAIRS} key=value pairs then {QUERIES} queries, "
         f"{TOKENS} tokens; {n_eval * QUERIES} eval queries) after {steps} steps x 1 sequence "
