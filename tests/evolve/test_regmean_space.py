@@ -77,7 +77,7 @@ def test_statistics_are_computed_once_per_model(family, monkeypatch):
     space = validate_space(load_evolve_config(_config(base, a, b)).space)
     calls = []
     real = data_aware.attach_statistics
-    monkeypatch.setattr(data_aware, "attach_statistics", lambda plan: calls.append(1) or real(plan))
+    monkeypatch.setattr(data_aware, "attach_statistics", lambda plan, *a: calls.append(1) or real(plan, *a))
     resident = ResidentMerger(base)
     for g in (0.2, 0.5, 0.8):
         resident.apply(space.config(np.full(space.dim, g)))

@@ -62,19 +62,20 @@ class ResidentMerger:
         cfg = config if isinstance(config, MergeConfig) else load_config(config)
         return build_plan(cfg, config_dir=self.config_dir, verify=False)
 
-    def statistics(self, plan: Any) -> list[Any]:
+    def statistics(self, plan: Any, merged: dict[str, torch.Tensor] | None = None) -> list[Any]:
         """Each source's statistics (fisher / regmean), kept in memory: candidates share their data settings,
         so the statistics are computed (or read from the disk cache) once per model and setting.
 
         RegMean++'s Grams are taken over the candidate's own merged earlier blocks, so they differ from one
-        candidate to the next: computed afresh for every plan, never kept."""
+        candidate to the next: computed afresh for every plan, never kept; the tensors merged on the way
+        go into ``merged``."""
         from graftkit.merge.data_aware import attach_statistics, model_settings, statistics_kind
 
         kind = statistics_kind(plan.method)
         if kind is None:
             return [None] * len(plan.sources)
         if "progressive" in plan.method.statistics:
-            return attach_statistics(plan)
+            return attach_statistics(plan, merged, self.seed)
         keys = [(kind, str(src.ref.path), settings.model_dump_json() if settings is not None else "")
                 for src, settings in zip(plan.sources, model_settings(plan))]
         if not all(k in self._statistics for k in keys):
@@ -86,8 +87,12 @@ class ResidentMerger:
         from graftkit.merge.execute import align_vocabulary, merge_task
 
         plan = self.plan(config)
-        statistics = self.statistics(plan)
+        done: dict[str, torch.Tensor] = {}  # merged while RegMean++ took its Grams: the same tensors, not merged twice
+        statistics = self.statistics(plan, done)
         for task in plan.tasks:
+            if task.name in done and task.copy_from is None and not task.vocab:
+                yield task.name, done.pop(task.name)
+                continue
             slots = [task.inputs[task.copy_from]] if task.copy_from is not None else task.inputs
             tensors = [self._read(plan, s.source, s.name) for s in slots]
             if task.vocab:

@@ -77,15 +77,19 @@ def _calibration(settings: Any) -> Any:
     return from_texts(settings.texts or [])
 
 
-def attach_statistics(plan: "MergePlan") -> list[Any]:
-    """One ``ModelStatistics`` per source (None for a base model without statistics)."""
+def attach_statistics(plan: "MergePlan", merged: dict[str, Any] | None = None, seed: int = 0) -> list[Any]:
+    """One ``ModelStatistics`` per source (None for a base model without statistics).
+
+    A progressive method (RegMean++) merges every tensor on the way; ``merged``, when given,
+    receives those tensors, so a caller holding the model in memory need not merge them again.
+    """
     from graftkit.merge.statistics import statistics_for
 
     kind = statistics_kind(plan.method)
     if kind is None:
         return [None] * len(plan.sources)
     if "progressive" in plan.method.statistics:
-        return progressive_statistics(plan)
+        return progressive_statistics(plan, seed, merged)
     return [None if entry is None else statistics_for(kind, entry[0], entry[2], batch_size=entry[1].batch_size,
                                                       max_length=entry[1].max_length)
             for entry in _calibrated_sources(plan)]
@@ -104,7 +108,7 @@ def _calibrated_sources(plan: "MergePlan") -> list[tuple[Any, Any, Any] | None]:
     return entries
 
 
-def progressive_statistics(plan: "MergePlan", seed: int = 0) -> list[Any]:
+def progressive_statistics(plan: "MergePlan", seed: int = 0, merged_out: dict[str, Any] | None = None) -> list[Any]:
     """Grams taken block by block over the merged earlier blocks (RegMean++).
 
     Every input model with statistics is loaded at once (the blocks are merged in
@@ -132,6 +136,8 @@ def progressive_statistics(plan: "MergePlan", seed: int = 0) -> list[Any]:
         for name in names:
             task = tasks[name]
             merged[name] = merge_task(plan, task, load_inputs(plan, task, "warn", []), seed, statistics)
+        if merged_out is not None:
+            merged_out.update(merged)
         return merged
 
     first = next(entry[1] for entry in entries if entry is not None)

@@ -8,13 +8,86 @@ matches the Linear input's leading dimensions.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 import torch
 from torch import nn
 
 from graftkit.errors import DataError
 from graftkit.progress import track
+
+
+class GramRecorder:
+    """Forward hooks that sum X^T X of the inputs of a model's Linear modules.
+
+    ``run(forward, mask)`` calls ``forward()`` (the whole model, or one block of it) with the
+    hooks live; with ``only`` given, the call ends as soon as every hooked module has seen its
+    input (unless ``stop_early=False``), so the layers after them are not run. Use as a context manager: the hooks are
+    removed on exit.
+    """
+
+    def __init__(self, model: nn.Module, only: Collection[str] | None = None) -> None:
+        self.only = only
+        self.grams: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+        self._mask: torch.Tensor | None = None
+        self._seen: set[str] = set()
+        self._stop_early = True
+        hooked = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and (only is None or n in only)]
+        if only is not None and set(only) - set(hooked):
+            raise DataError(f"compute_grams: no nn.Linear modules named {sorted(set(only) - set(hooked))[:3]} in the model")
+        if not hooked:
+            raise DataError("the model has no nn.Linear layers, so RegMean has nothing to fit")
+        modules = dict(model.named_modules())
+        self._hooked = hooked
+        self._handles = [modules[n].register_forward_hook(self._hook(n)) for n in hooked]
+
+    def _hook(self, name: str):
+        def record(module: nn.Module, args: tuple, _output: object) -> None:
+            x = args[0].detach()
+            mask = self._mask
+            if mask is not None and x.dim() == 3 and tuple(x.shape[:2]) == tuple(mask.shape):
+                x = x[mask.bool()]
+            x = x.reshape(-1, x.shape[-1]).to(torch.float64)
+            gram = x.T @ x
+            if name in self.grams:
+                self.grams[name] += gram
+                self.counts[name] += x.shape[0]
+            else:
+                self.grams[name] = gram
+                self.counts[name] = x.shape[0]
+            self._seen.add(name)
+            if self._stop_early and self.only is not None and len(self._seen) == len(self._hooked):
+                raise _Enough
+
+        return record
+
+    def run(self, forward: Callable[[], object], mask: torch.Tensor | None, *, stop_early: bool = True) -> None:
+        """One forward pass under the hooks; ``mask`` marks the non-padding positions of its tokens.
+        ``stop_early=False`` lets the pass run to its end after the hooked modules have their input."""
+        self._mask = mask
+        self._seen.clear()
+        self._stop_early = stop_early
+        try:
+            with torch.inference_mode():
+                forward()
+        except _Enough:
+            pass
+
+    def result(self) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+        """Per module: the mean outer product of its inputs (float32), and the token count."""
+        return {n: (g / max(self.counts[n], 1)).to(torch.float32) for n, g in self.grams.items()}, dict(self.counts)
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def __enter__(self) -> GramRecorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def compute_grams(
@@ -29,56 +102,17 @@ def compute_grams(
     ``only`` restricts the hooks to those module paths; each batch's forward pass then
     stops as soon as all of them have seen their input (the later layers are not run).
     """
-    grams: dict[str, torch.Tensor] = {}
-    counts: dict[str, int] = {}
-    current_mask: list[torch.Tensor | None] = [None]
-    seen: set[str] = set()
-
-    def hook(name: str):
-        def record(module: nn.Module, args: tuple, _output: object) -> None:
-            x = args[0].detach()
-            mask = current_mask[0]
-            if mask is not None and x.dim() == 3 and tuple(x.shape[:2]) == tuple(mask.shape):
-                x = x[mask.bool()]
-            x = x.reshape(-1, x.shape[-1]).to(torch.float64)
-            gram = x.T @ x
-            if name in grams:
-                grams[name] += gram
-                counts[name] += x.shape[0]
-            else:
-                grams[name] = gram
-                counts[name] = x.shape[0]
-            seen.add(name)
-            if only is not None and len(seen) == len(hooked):
-                raise _Enough
-
-        return record
-
-    hooked = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and (only is None or n in only)]
-    if only is not None and set(only) - set(hooked):
-        raise DataError(f"compute_grams: no nn.Linear modules named {sorted(set(only) - set(hooked))[:3]} in the model")
-    modules = dict(model.named_modules())
-    handles = [modules[n].register_forward_hook(hook(n)) for n in hooked]
-    if not handles:
-        raise DataError("the model has no nn.Linear layers, so RegMean has nothing to fit")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
+        with GramRecorder(model, only) as recorder:
             for batch in track(batches, "gram", total=total):
                 batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
-                current_mask[0] = batch.get("attention_mask")
-                seen.clear()
-                try:
-                    model(**batch)
-                except _Enough:
-                    pass
+                recorder.run(lambda: model(**batch), batch.get("attention_mask"))
+            return recorder.result()
     finally:
-        for handle in handles:
-            handle.remove()
         model.train(was_training)
-    return {n: (g / max(counts[n], 1)).to(torch.float32) for n, g in grams.items()}, counts
 
 
 class _Enough(Exception):

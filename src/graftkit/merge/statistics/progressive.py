@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from graftkit.errors import DataError
+from graftkit.merge.statistics.block_replay import BlockReplay, block_of
 from graftkit.merge.statistics.calibration import Calibration
-from graftkit.merge.statistics.gram import compute_grams
+from graftkit.merge.statistics.gram import GramRecorder
 from graftkit.merge.statistics.store import ModelStatistics, match_up_to_prefix
 from graftkit.progress import track
 
@@ -50,6 +51,7 @@ def progressive_grams(
     *,
     batch_size: int = 16,
     max_length: int = 128,
+    replay: bool = True,
 ) -> list[ModelStatistics | None]:
     """Gram statistics of every model, block by block over the merged earlier blocks.
 
@@ -57,7 +59,9 @@ def progressive_grams(
     the models are modified in place: their merged blocks are overwritten); ``groups``
     lists the tensor names block by block in forward order (``block_order``);
     ``merge_group(names, statistics)`` returns the merged tensors of those names given
-    the statistics so far. Returns one ``ModelStatistics("gram")`` per model.
+    the statistics so far. Returns one ``ModelStatistics("gram")`` per model. ``replay=False``
+    runs whole forward passes for every block (L(L+1)/2 block passes instead of about 2L; the
+    same Grams, kept as the reference the replay is tested against).
     """
     present = [i for i, m in enumerate(models) if m is not None]
     if not present:
@@ -65,15 +69,18 @@ def progressive_grams(
     grams: dict[int, dict[str, torch.Tensor]] = {i: {} for i in present}
     params = {i: dict(models[i].named_parameters()) for i in present}
     linears = {i: {n + ".weight": n for n, m in models[i].named_modules() if isinstance(m, nn.Linear)} for i in present}
+    batches = {i: _batches(models[i], calibrations[i], tokenizers[i], batch_size, max_length) for i in present}
+    replays = {i: BlockReplay(models[i]) for i in present}
+    if not replay:
+        for r in replays.values():
+            r.supported = False
     for group in track(list(groups), "progressive grams (RegMean++)"):
         for i in present:
             wanted = _match(list(group), linears[i])
             if not wanted:
                 continue
             only = {linears[i][key] for key in wanted.values()}
-            found, _ = compute_grams(models[i], calibrations[i].batches(tokenizers[i], batch_size=batch_size,
-                                                                         max_length=max_length), only=only)
-            grams[i].update({name: gram.cpu() for name, gram in found.items()})
+            grams[i].update(_group_grams(models[i], only, batches[i], replays[i]))
         statistics = [ModelStatistics("gram", dict(grams[i]), {"progressive": "1"}) if i in grams else None
                       for i in range(len(models))]
         merged = merge_group(list(group), statistics)
@@ -82,3 +89,36 @@ def progressive_grams(
                 for name, target in _match(list(merged), params[i]).items():
                     params[i][target].copy_(merged[name].to(params[i][target].dtype))
     return [ModelStatistics("gram", grams[i], {"progressive": "1"}) if i in grams else None for i in range(len(models))]
+
+
+def _batches(model: nn.Module, calibration: Calibration, tokenizer: object, batch_size: int,
+             max_length: int) -> list[dict[str, torch.Tensor]]:
+    device = next(model.parameters()).device
+    return [{k: v.to(device) for k, v in batch.items() if k != "labels"}
+            for batch in calibration.batches(tokenizer, batch_size=batch_size, max_length=max_length)]
+
+
+def _group_grams(model: nn.Module, only: set[str], batches: list[dict[str, torch.Tensor]],
+                 replay: BlockReplay) -> dict[str, torch.Tensor]:
+    """The Grams of the Linear modules ``only`` (one block, or modules outside the layer stack).
+
+    A block right after the one merged last is run from the kept inputs (``BlockReplay``);
+    the first block, or a model whose blocks cannot be replayed, gets whole forward passes
+    that stop once the wanted modules have their input.
+    """
+    block = block_of(model, sorted(only))
+    was_training = model.training
+    model.eval()
+    try:
+        with GramRecorder(model, only) as recorder:
+            if block is not None and replay.ready_for(*block) and replay.step(recorder):
+                return {name: gram.cpu() for name, gram in recorder.result()[0].items()}
+        with GramRecorder(model, only) as recorder:
+            if block is not None and replay.supported and not replay.ready_for(*block):
+                replay.start(batches, block[0], block[1], recorder)
+            else:
+                for batch in batches:
+                    recorder.run(lambda: model(**batch), batch.get("attention_mask"))
+            return {name: gram.cpu() for name, gram in recorder.result()[0].items()}
+    finally:
+        model.train(was_training)
