@@ -141,3 +141,29 @@ def test_per_example_fisher_ignores_padding_on_either_side():
     fisher = compute_fisher(Sum(), [{"input_ids": ids + 7 * (1 - mask), "attention_mask": mask}], loss_fn=loss)
     # gradients d(loss)/d(scale) = sum of the kept ids: 7 and 5 -> (49 + 25) / 2
     assert fisher["scale"].item() == pytest.approx(37.0)
+
+
+class Siblings(nn.Module):
+    """q and k read the same tensor; v reads it after an in-place change."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(3, 2), nn.Linear(3, 2), nn.Linear(3, 2)
+
+    def forward(self, x, attention_mask=None):
+        h = x + 0
+        out = self.q(h) + self.k(h)
+        h.mul_(2)
+        return out + self.v(h)
+
+
+def test_siblings_share_one_product_and_an_in_place_change_is_seen():
+    x = torch.randn(2, 4, 3)
+    grams, counts = compute_grams(Siblings(), [{"x": x}])
+    flat = x.reshape(-1, 3)
+    assert counts == {"q": 8, "k": 8, "v": 8}
+    assert torch.allclose(grams["q"], flat.T @ flat / 8, atol=1e-6)
+    assert torch.allclose(grams["k"], grams["q"])
+    assert torch.allclose(grams["v"], 4 * grams["q"], atol=1e-5)
+    grams["q"] += 1  # each module's Gram is its own tensor
+    assert not torch.allclose(grams["k"], grams["q"])

@@ -122,7 +122,7 @@ class BlockReplay:
     def step(self, recorder: GramRecorder) -> bool:
         """Advance to the next block and run it under ``recorder``; False (nothing recorded) if it cannot."""
         block = self._blocks[self.index]
-        with torch.inference_mode():
+        with torch.no_grad():
             hidden = [calls[self.index](block, h) for calls, h in zip(self._calls, self._hidden)]
         if not self._verified:
             self._verified = True
@@ -146,7 +146,7 @@ class BlockReplay:
 
         handle = self._blocks[index].register_forward_pre_hook(capture, with_kwargs=True)
         try:
-            with torch.inference_mode():
+            with torch.no_grad():
                 self.model(**batch)
         except _Stop:
             pass

@@ -33,6 +33,7 @@ class GramRecorder:
         self._mask: torch.Tensor | None = None
         self._seen: set[str] = set()
         self._stop_early = True
+        self._shared: dict[tuple, tuple[torch.Tensor, int, torch.Tensor, int]] = {}
         hooked = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and (only is None or n in only)]
         if only is not None and set(only) - set(hooked):
             raise DataError(f"compute_grams: no nn.Linear modules named {sorted(set(only) - set(hooked))[:3]} in the model")
@@ -44,23 +45,40 @@ class GramRecorder:
 
     def _hook(self, name: str):
         def record(module: nn.Module, args: tuple, _output: object) -> None:
-            x = args[0].detach()
-            mask = self._mask
-            if mask is not None and x.dim() == 3 and tuple(x.shape[:2]) == tuple(mask.shape):
-                x = x[mask.bool()]
-            x = x.reshape(-1, x.shape[-1]).to(torch.float64)
-            gram = x.T @ x
+            gram, rows = self._gram_of(args[0].detach())
             if name in self.grams:
                 self.grams[name] += gram
-                self.counts[name] += x.shape[0]
+                self.counts[name] += rows
             else:
-                self.grams[name] = gram
-                self.counts[name] = x.shape[0]
+                self.grams[name] = gram.clone()
+                self.counts[name] = rows
             self._seen.add(name)
             if self._stop_early and self.only is not None and len(self._seen) == len(self._hooked):
                 raise _Enough
 
         return record
+
+    def _gram_of(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """X^T X (float64) of one module input, its padding left out, and its row count.
+
+        Sibling modules called one after the other often read the very same tensor (q/k/v
+        projections, gate and up projections): its product is computed once. The last input is
+        kept (one entry, so memory stays flat) with the tensor itself, so its memory cannot be
+        reused by another tensor while the entry lives, and its version counter catches an
+        in-place change."""
+        key = (x.data_ptr(), tuple(x.shape), x.stride(), x.dtype)
+        hit = self._shared.get(key)
+        if hit is not None and hit[0]._version == hit[1]:
+            return hit[2], hit[3]
+        self._shared.clear()
+        flat = x
+        mask = self._mask
+        if mask is not None and x.dim() == 3 and tuple(x.shape[:2]) == tuple(mask.shape):
+            flat = x[mask.bool()]
+        flat = flat.reshape(-1, flat.shape[-1]).to(torch.float64)
+        gram = flat.T @ flat
+        self._shared[key] = (x, x._version, gram, flat.shape[0])
+        return gram, flat.shape[0]
 
     def run(self, forward: Callable[[], object], mask: torch.Tensor | None, *, stop_early: bool = True) -> None:
         """One forward pass under the hooks; ``mask`` marks the non-padding positions of its tokens.
@@ -69,10 +87,12 @@ class GramRecorder:
         self._seen.clear()
         self._stop_early = stop_early
         try:
-            with torch.inference_mode():
+            with torch.no_grad():
                 forward()
         except _Enough:
             pass
+        finally:
+            self._shared.clear()
 
     def result(self) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
         """Per module: the mean outer product of its inputs (float32), and the token count."""
