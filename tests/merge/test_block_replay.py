@@ -92,3 +92,54 @@ def test_block_of_names_the_layer_that_holds_the_modules():
     assert block_of(model, ["model.layers.1.self_attn.q_proj", "model.layers.1.mlp.up_proj"]) == ("model.layers", 1)
     assert block_of(model, ["model.layers.0.mlp.up_proj", "model.layers.1.mlp.up_proj"]) is None
     assert block_of(model, ["lm_head"]) is None
+
+
+class _Block(torch.nn.Module):
+    def __init__(self, first: bool) -> None:
+        super().__init__()
+        self.dense = torch.nn.Linear(4, 4)
+        self.bias = torch.nn.Linear(4, 4) if first else None
+
+    def forward(self, hidden, bias=None):
+        if self.bias is not None:
+            bias = self.bias(hidden)  # computed by the first block, handed to the next ones (as T5's position bias)
+        return hidden + torch.tanh(self.dense(hidden) + bias), bias
+
+
+class _Threaded(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = torch.nn.ModuleList([_Block(i == 0) for i in range(4)])
+
+    def forward(self, x, attention_mask=None):
+        bias = None
+        for block in self.blocks:
+            x, bias = block(x, bias)
+        return x
+
+
+def test_state_one_block_hands_the_next_is_not_replayed():
+    from graftkit.merge.statistics.block_replay import BlockReplay
+    from graftkit.merge.statistics.gram import GramRecorder
+
+    torch.manual_seed(0)
+    models = [_Threaded().eval(), _Threaded().eval()]
+    originals = [{n: p.detach().clone() for n, p in m.named_parameters()} for m in models]
+    batches = [{"x": torch.randn(2, 3, 4)}]
+    replay = BlockReplay(models[0])
+    with GramRecorder(models[0], {"blocks.0.dense"}) as recorder:
+        replay.start(batches, "blocks", 0, recorder)
+    assert not replay.supported
+    groups = block_order(list(originals[0]), _layer_of, lambda _n: False)
+
+    def merge_group(group, _statistics):
+        return {n: (originals[0][n] + originals[1][n]) / 2 for n in group}
+
+    def grams(replay: bool):
+        for m, o in zip(models, originals):
+            m.load_state_dict(o)
+        return progressive_grams(models, [FixedBatches(batches)] * 2, [None, None], groups, merge_group, replay=replay)
+
+    for fast, slow in zip(grams(True), grams(False)):
+        for name in slow.tensors:
+            torch.testing.assert_close(fast.tensors[name], slow.tensors[name])

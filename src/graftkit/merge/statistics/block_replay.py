@@ -48,6 +48,11 @@ class _Call:
         self.kwargs = {k: v for k, v in kwargs.items() if k != "hidden_states"}
         self.hidden_is_keyword = not args
 
+    def reads(self, ids: set[int]) -> bool:
+        """Whether the call takes one of the tensors ``ids``: state an earlier block computed (T5's
+        position bias), which would go stale once that block is merged."""
+        return any(id(v) in ids for v in (*self.args, *self.kwargs.values()) if isinstance(v, torch.Tensor))
+
     def __call__(self, block: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
         if self.hidden_is_keyword:
             out = block(hidden_states=hidden, **self.kwargs)
@@ -64,8 +69,9 @@ class BlockReplay:
     ``index``; ``step(recorder)`` runs the current block (merged by now) on the kept inputs to
     get the next block's inputs, then that next block under the recorder's hooks. The first
     step checks its inputs against a real forward pass on one batch; ``supported`` turns
-    False when they differ, or when the blocks cannot be replayed at all (a key-value cache
-    is threaded through them), and the caller then runs whole forward passes instead.
+    False when they differ, or when the blocks cannot be replayed at all (a key-value cache,
+    or a tensor one block returns for the next, such as T5's position bias, is threaded
+    through them), and the caller then runs whole forward passes instead.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -105,13 +111,20 @@ class BlockReplay:
 
                     return record
 
+                produced: set[int] = set()  # tensors a block returns besides its hidden state
+
+                def post_hook(_module: nn.Module, _args: tuple, out: object) -> None:
+                    if isinstance(out, (tuple, list)):
+                        produced.update(id(t) for t in out[1:] if isinstance(t, torch.Tensor))
+
                 handles = [b.register_forward_pre_hook(pre_hook(j), with_kwargs=True) for j, b in enumerate(blocks)]
+                handles += [b.register_forward_hook(post_hook) for b in blocks]
                 try:
                     recorder.run(lambda: self.model(**batch), batch.get("attention_mask"), stop_early=False)
                 finally:
                     for handle in handles:
                         handle.remove()
-                if len(kept) != 1 or any(c is None or _has_cache(c) for c in calls):
+                if len(kept) != 1 or any(c is None or _has_cache(c) or c.reads(produced) for c in calls):
                     self.supported = False
                 self._calls.append(calls)
                 self._hidden.extend(kept[:1])
