@@ -111,3 +111,31 @@ def test_cli_evolve_and_resume(evolve_family, tmp_path):
     assert sorted(e.index for e in state.history) == [0, 1, 2, 3]
     merged = yaml.safe_load((out / "best_recipe.yaml").read_text())
     assert merged["merge_method"] == "task_arithmetic" and (out / "merged" / "config.json").is_file()
+
+
+def test_state_is_json_and_a_tampered_record_is_refused(evolve_family, tmp_path):
+    import json
+
+    base, a, b, target = evolve_family
+    cfg = target_config(base, a, b, target, optimizer="cma", budget=10)
+    out = tmp_path / "out"
+    evolve(cfg, out, stop_after=6, final_merge=False)
+    path = out / "evolve_state.json"
+    raw = json.loads(path.read_text())  # plain JSON: nothing on disk is unpickled
+    assert raw["generation"] == 2 and len(raw["history"]) == 6
+    raw["history"][1]["genes"][0] += 0.01  # a candidate the optimizer never proposed
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ConfigError, match="does not propose the candidates"):
+        evolve(cfg, out, resume=True, final_merge=False)
+
+
+def test_a_pickled_state_is_never_loaded(evolve_family, tmp_path):
+    base, a, b, target = evolve_family
+    cfg = target_config(base, a, b, target, budget=4)
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "evolve_state.pkl").write_bytes(b"\x80\x04not a state")
+    with pytest.raises(ConfigError, match="never unpickled"):
+        evolve(cfg, out, resume=True, final_merge=False)
+    with pytest.raises(ConfigError, match="already holds a search"):
+        evolve(cfg, out, final_merge=False)

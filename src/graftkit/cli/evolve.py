@@ -42,7 +42,7 @@ def evolve_command(
 ) -> None:
     """Evolve a merge recipe: each candidate is merged in memory on a Ray worker and scored on validation data.
 
-    After every evaluation the search state is saved atomically (OUT/evolve_state.pkl), so a killed
+    After every evaluation the search state is saved atomically (OUT/evolve_state.json), so a killed
     search continues with --resume; the best recipe so far is OUT/best_recipe.yaml, a valid
     `graft merge` config. At the end the best recipe is merged into OUT/merged.
 

@@ -22,7 +22,7 @@ import yaml
 from graftkit.errors import ConfigError
 from graftkit.evolve.objective import ObjectiveSpec, check_heads
 from graftkit.evolve.space import SearchSpace, validate_space
-from graftkit.evolve.state import Evaluation, SearchState, load_state, save_state
+from graftkit.evolve.state import Evaluation, SearchState, has_state, load_state, save_state
 
 _SPACE_KEYS = {"models", "method", "space", "base_model", "layer_groups", "ranges", "slots", "layer_spread",
                "statistics", "dtype", "global_params", "start", "filters"}
@@ -180,14 +180,16 @@ def evolve(config: str | Path | dict | EvolveConfig, out: str | Path, *, resume:
     space = validate_space(cfg.space)  # GraftError here: nothing has started yet
     check_heads(cfg.objective)
     out = Path(out)
+    def fresh_optimizer():
+        return make_optimizer(cfg.optimizer, space.dim, popsize=cfg.popsize, seed=cfg.seed, sigma=cfg.sigma,
+                              x0=space.start_point())
+
     if resume:
-        state = load_state(out, cfg.fingerprint)
+        state = load_state(out, cfg.fingerprint, fresh_optimizer)
     else:
-        if (out / "evolve_state.pkl").exists():
+        if has_state(out):
             raise ConfigError(f"{out} already holds a search", hint="pass --resume to continue it, or choose a new folder")
-        opt = make_optimizer(cfg.optimizer, space.dim, popsize=cfg.popsize, seed=cfg.seed, sigma=cfg.sigma,
-                             x0=space.start_point())
-        state = SearchState(fingerprint=cfg.fingerprint, optimizer=opt)
+        state = SearchState(fingerprint=cfg.fingerprint, optimizer=fresh_optimizer())
     out.mkdir(parents=True, exist_ok=True)
 
     reference = _reference(space)

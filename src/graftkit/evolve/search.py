@@ -1,7 +1,7 @@
 """Optimizers over genes in [0, 1]: CMA-ES (the ``cma`` package) and a random-search baseline.
 
-Both use ask/tell by generation and are picklable, so the search state can be saved
-between evaluations and a killed search resumed with the same random stream.
+Both use ask/tell by generation and are deterministic given their seed, so a killed search
+is resumed by replaying its recorded generations into a fresh optimizer (``state.py``).
 """
 
 from __future__ import annotations
