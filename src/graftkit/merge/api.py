@@ -52,16 +52,20 @@ def merge(
     allow_missing: bool = False,
     probes: int = 4,
     verify: bool = True,
+    tune_malloc: bool = True,
 ) -> Any:
     """Merge the models of ``config`` (a YAML path, YAML text, dict or MergeConfig) into the folder ``out``.
 
     Validates first, streams tensor by tensor, writes the folder atomically with a model
     card and the config, then compares the output with its inputs on probe inputs
-    (``check=False`` skips that). Returns a ``MergeResult``.
+    (``check=False`` skips that). Returns a ``MergeResult``. ``tune_malloc=False`` leaves
+    glibc's malloc settings alone: the speed-up they give is process-wide and stays
+    (``graftkit.merge.allocator``), which a host application may not want.
     """
     from graftkit.merge.execute import MergeOptions, execute
 
-    options = MergeOptions(shard_size=shard_size, overwrite=overwrite, seed=seed, nan=nan, check=check, probes=probes)
+    options = MergeOptions(shard_size=shard_size, overwrite=overwrite, seed=seed, nan=nan, check=check, probes=probes,
+                           tune_malloc=tune_malloc)
     cfg, folder, text = _load(config)
     plan = _plan(cfg, folder, str(config) if folder is not None else None, allow_missing, dtype, verify)
     result = execute(plan, out, options, config_text=text)

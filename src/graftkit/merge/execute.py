@@ -37,6 +37,7 @@ class MergeOptions:
     check: bool = True
     prefetch_bytes: int = 64 * 1024**2
     probes: int = 4
+    tune_malloc: bool = True  # glibc's thresholds raised for the process (allocator.py); False leaves them
 
     def __post_init__(self) -> None:
         if self.nan not in ("warn", "fail"):
@@ -238,8 +239,9 @@ def execute(plan: MergePlan, out: str | Path, options: MergeOptions | None = Non
     from graftkit.merge.allocator import keep_freed_memory
     from graftkit.progress import progress_bar
 
-    keep_freed_memory()  # same-sized buffers come and go all merge long: reuse them (see allocator.py)
     options = options or MergeOptions()
+    if options.tune_malloc:
+        keep_freed_memory()  # same-sized buffers come and go all merge long: reuse them (see allocator.py)
     out = Path(out)
     start = time.perf_counter()
     nan_tensors: list[str] = []
