@@ -180,6 +180,7 @@ def evolve(config: str | Path | dict | EvolveConfig, out: str | Path, *, resume:
     space = validate_space(cfg.space)  # GraftError here: nothing has started yet
     check_heads(cfg.objective)
     out = Path(out)
+
     def fresh_optimizer():
         return make_optimizer(cfg.optimizer, space.dim, popsize=cfg.popsize, seed=cfg.seed, sigma=cfg.sigma,
                               x0=space.start_point())

@@ -25,6 +25,7 @@ import numpy as np
 from graftkit.errors import ConfigError
 
 STATE_FILE = "evolve_state.json"
+PICKLED_STATE_FILE = "evolve_state.pkl"  # written by graftkit before the JSON state; refused, never loaded
 _FORMAT = 1
 
 
@@ -58,7 +59,7 @@ class SearchState:
 def has_state(folder: str | Path) -> bool:
     """Whether ``folder`` holds a search (this format, or the pickle of graftkit before it)."""
     folder = Path(folder)
-    return (folder / STATE_FILE).exists() or (folder / "evolve_state.pkl").exists()
+    return (folder / STATE_FILE).exists() or (folder / PICKLED_STATE_FILE).exists()
 
 
 def save_state(state: SearchState, folder: str | Path) -> Path:
@@ -87,12 +88,14 @@ def load_state(folder: str | Path, fingerprint: str, make_optimizer: Callable[[]
     (without ``make_optimizer``, only the record: ``optimizer`` is None)."""
     path = Path(folder) / STATE_FILE
     if not path.is_file():
-        if (Path(folder) / "evolve_state.pkl").exists():
+        if (Path(folder) / PICKLED_STATE_FILE).exists():
             raise ConfigError(f"--resume: {folder} holds a pickled search state from an older graftkit, which is "
                               "never unpickled (it could run code)", hint="start the search again in a new folder")
         raise ConfigError(f"--resume: no search state at {path}", hint="run without --resume to start a new search")
     try:
         raw = json.loads(path.read_text())
+        if raw.get("format") != _FORMAT:
+            raise ValueError(f"format {raw.get('format')!r}, this graftkit writes {_FORMAT}")
         state = SearchState(fingerprint=raw["fingerprint"], optimizer=None, generation=int(raw["generation"]),
                             pending=[[float(g) for g in x] for x in raw["pending"]],
                             pending_start=int(raw["pending_start"]),

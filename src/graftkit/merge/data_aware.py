@@ -77,10 +77,10 @@ def _calibration(settings: Any) -> Any:
     return from_texts(settings.texts or [])
 
 
-def attach_statistics(plan: "MergePlan", merged: dict[str, Any] | None = None, seed: int = 0) -> list[Any]:
+def attach_statistics(plan: "MergePlan", merged_out: dict[str, Any] | None = None, seed: int = 0) -> list[Any]:
     """One ``ModelStatistics`` per source (None for a base model without statistics).
 
-    A progressive method (RegMean++) merges every tensor on the way; ``merged``, when given,
+    A progressive method (RegMean++) merges every tensor on the way; ``merged_out``, when given,
     receives those tensors, so a caller holding the model in memory need not merge them again.
     """
     from graftkit.merge.statistics import statistics_for
@@ -89,7 +89,7 @@ def attach_statistics(plan: "MergePlan", merged: dict[str, Any] | None = None, s
     if kind is None:
         return [None] * len(plan.sources)
     if "progressive" in plan.method.statistics:
-        return progressive_statistics(plan, seed, merged)
+        return progressive_statistics(plan, seed, merged_out)
     return [None if entry is None else statistics_for(kind, entry[0], entry[2], batch_size=entry[1].batch_size,
                                                       max_length=entry[1].max_length)
             for entry in _calibrated_sources(plan)]

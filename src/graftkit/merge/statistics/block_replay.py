@@ -107,7 +107,7 @@ class BlockReplay:
                     def record(_module: nn.Module, args: tuple, kwargs: dict) -> None:
                         calls[j] = _Call(args, kwargs)
                         if j == index:
-                            kept.append((args[0] if args else kwargs["hidden_states"]).detach())
+                            kept.append(_hidden_of(args, kwargs))
 
                     return record
 
@@ -154,7 +154,7 @@ class BlockReplay:
         seen: list[torch.Tensor] = []
 
         def capture(_module: nn.Module, args: tuple, kwargs: dict) -> None:
-            seen.append((args[0] if args else kwargs["hidden_states"]).detach())
+            seen.append(_hidden_of(args, kwargs))
             raise _Stop
 
         handle = self._blocks[index].register_forward_pre_hook(capture, with_kwargs=True)
@@ -166,6 +166,11 @@ class BlockReplay:
         finally:
             handle.remove()
         return bool(seen) and seen[0].shape == hidden.shape and torch.allclose(seen[0], hidden, rtol=1e-4, atol=1e-5)
+
+
+def _hidden_of(args: tuple, kwargs: dict[str, Any]) -> torch.Tensor:
+    """The hidden state a block is called with: its first argument, or ``hidden_states=``."""
+    return (args[0] if args else kwargs["hidden_states"]).detach()
 
 
 def _has_cache(call: _Call) -> bool:

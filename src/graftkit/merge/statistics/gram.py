@@ -22,8 +22,8 @@ class GramRecorder:
 
     ``run(forward, mask)`` calls ``forward()`` (the whole model, or one block of it) with the
     hooks live; with ``only`` given, the call ends as soon as every hooked module has seen its
-    input (unless ``stop_early=False``), so the layers after them are not run. Use as a context manager: the hooks are
-    removed on exit.
+    input (unless ``stop_early=False``), so the layers after them are not run. Use as a
+    context manager: the hooks are removed on exit.
     """
 
     def __init__(self, model: nn.Module, only: Collection[str] | None = None) -> None:
@@ -110,6 +110,11 @@ class GramRecorder:
         self.close()
 
 
+def model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """A calibration batch as the model's forward takes it: on its device, without labels."""
+    return {k: v.to(device) for k, v in batch.items() if k != "labels"}
+
+
 def compute_grams(
     model: nn.Module,
     batches: Iterable[dict[str, torch.Tensor]],
@@ -128,7 +133,7 @@ def compute_grams(
     try:
         with GramRecorder(model, only) as recorder:
             for batch in track(batches, "gram", total=total):
-                batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+                batch = model_inputs(batch, device)
                 recorder.run(lambda: model(**batch), batch.get("attention_mask"))
             return recorder.result()
     finally:

@@ -19,7 +19,7 @@ from torch import nn
 from graftkit.errors import DataError
 from graftkit.merge.statistics.block_replay import BlockReplay, block_of
 from graftkit.merge.statistics.calibration import Calibration
-from graftkit.merge.statistics.gram import GramRecorder
+from graftkit.merge.statistics.gram import GramRecorder, model_inputs
 from graftkit.merge.statistics.store import ModelStatistics, match_up_to_prefix
 from graftkit.progress import track
 
@@ -94,7 +94,7 @@ def progressive_grams(
 def _batches(model: nn.Module, calibration: Calibration, tokenizer: object, batch_size: int,
              max_length: int) -> list[dict[str, torch.Tensor]]:
     device = next(model.parameters()).device
-    return [{k: v.to(device) for k, v in batch.items() if k != "labels"}
+    return [model_inputs(batch, device)
             for batch in calibration.batches(tokenizer, batch_size=batch_size, max_length=max_length)]
 
 
@@ -112,9 +112,8 @@ def _group_grams(model: nn.Module, only: set[str], batches: list[dict[str, torch
     try:
         with GramRecorder(model, only) as recorder:
             if block is not None and replay.ready_for(*block) and replay.step(recorder):
-                return {name: gram.cpu() for name, gram in recorder.result()[0].items()}
-        with GramRecorder(model, only) as recorder:
-            if block is not None and replay.supported and not replay.ready_for(*block):
+                pass  # a step that cannot run records nothing and turns the replay off
+            elif block is not None and replay.supported:
                 replay.start(batches, block[0], block[1], recorder)
             else:
                 for batch in batches:
